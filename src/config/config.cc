@@ -1,0 +1,384 @@
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace sluice::config {
+namespace {
+
+const std::set<std::string, std::less<>> kProviderTypes = {"openai", "generic"};
+
+// Collects every problem in a file, each tied to the key path and line that caused it.
+class Reader {
+ public:
+  explicit Reader(std::string_view source) : source_(source) {}
+
+  void error(const YAML::Node& node, std::string_view path, std::string_view what) {
+    const int line = node.IsDefined() ? node.Mark().line + 1 : 0;
+    if (line > 0) {
+      errors_ += fmt::format("{}:{}: {}: {}\n", source_, line, path, what);
+    } else {
+      errors_ += fmt::format("{}: {}: {}\n", source_, path, what);
+    }
+  }
+
+  // Only the listed keys may appear in a mapping: a typo must not be silently ignored.
+  void allowKeys(const YAML::Node& map, std::string_view path,
+                 std::initializer_list<std::string_view> keys) {
+    for (const auto& item : map) {
+      const auto name = item.first.as<std::string>("");
+      bool known = false;
+      for (auto key : keys) known = known || key == name;
+      if (!known) {
+        error(item.first, path.empty() ? name : fmt::format("{}.{}", path, name), "unknown key");
+      }
+    }
+  }
+
+  bool string(const YAML::Node& node, std::string_view path, std::string& out) {
+    if (!node.IsScalar()) {
+      error(node, path, "expected a string");
+      return false;
+    }
+    auto value = interpolateEnv(node.Scalar());
+    if (!value) {
+      error(node, path, value.error());
+      return false;
+    }
+    out = std::move(*value);
+    return true;
+  }
+
+  template <typename Int>
+  bool integer(const YAML::Node& node, std::string_view path, Int& out, Int min, Int max) {
+    std::string text;
+    if (!node.IsScalar() || !string(node, path, text)) return false;
+    int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value < int64_t(min) ||
+        value > int64_t(max)) {
+      error(node, path, fmt::format("expected an integer from {} to {}, got \"{}\"", min, max, text));
+      return false;
+    }
+    out = static_cast<Int>(value);
+    return true;
+  }
+
+  void stringList(const YAML::Node& node, std::string_view path, std::vector<std::string>& out) {
+    if (!node.IsSequence()) {
+      error(node, path, "expected a list of strings");
+      return;
+    }
+    for (size_t i = 0; i < node.size(); ++i) {
+      std::string value;
+      if (string(node[i], fmt::format("{}[{}]", path, i), value)) out.push_back(std::move(value));
+    }
+  }
+
+  const std::string& errors() const { return errors_; }
+
+ private:
+  std::string source_;
+  std::string errors_;
+};
+
+bool parseHostPort(std::string_view text, std::string& host, uint16_t& port) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  host = std::string(text.substr(0, colon));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const auto digits = text.substr(colon + 1);
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc() || end != digits.data() + digits.size() || value > 65535) return false;
+  port = static_cast<uint16_t>(value);
+  return true;
+}
+
+void readProvider(Reader& reader, const YAML::Node& node, const std::string& path,
+                  Provider& provider) {
+  if (!node.IsMap()) {
+    reader.error(node, path, "expected a mapping with id, type and endpoints");
+    return;
+  }
+  reader.allowKeys(node, path, {"id", "type", "endpoints", "api_tokens"});
+  if (!node["id"]) {
+    reader.error(node, path + ".id", "required");
+  } else {
+    reader.string(node["id"], path + ".id", provider.id);
+  }
+  if (!node["type"]) {
+    reader.error(node, path + ".type", "required (one of: openai, generic)");
+  } else if (reader.string(node["type"], path + ".type", provider.type) &&
+             !kProviderTypes.contains(provider.type)) {
+    reader.error(node["type"], path + ".type",
+                 fmt::format("unknown provider type \"{}\" (known: openai, generic)",
+                             provider.type));
+  }
+  if (!node["endpoints"]) {
+    reader.error(node, path + ".endpoints", "required: a list of URLs like http://host:port");
+  } else {
+    std::vector<std::string> urls;
+    reader.stringList(node["endpoints"], path + ".endpoints", urls);
+    if (urls.empty() && node["endpoints"].IsSequence()) {
+      reader.error(node["endpoints"], path + ".endpoints", "must list at least one URL");
+    }
+    for (size_t i = 0; i < urls.size(); ++i) {
+      auto endpoint = parseEndpointUrl(urls[i]);
+      if (!endpoint) {
+        reader.error(node["endpoints"][i], fmt::format("{}.endpoints[{}]", path, i),
+                     endpoint.error());
+      } else {
+        provider.endpoints.push_back(std::move(*endpoint));
+      }
+    }
+  }
+  if (node["api_tokens"]) {
+    reader.stringList(node["api_tokens"], path + ".api_tokens", provider.api_tokens);
+    for (size_t i = 0; i < provider.api_tokens.size(); ++i) {
+      if (provider.api_tokens[i].empty()) {
+        reader.error(node["api_tokens"][i], fmt::format("{}.api_tokens[{}]", path, i),
+                     "empty token (is the environment variable set?)");
+      }
+    }
+  }
+}
+
+void readRoute(Reader& reader, const YAML::Node& node, const std::string& path, Route& route) {
+  if (!node.IsMap()) {
+    reader.error(node, path, "expected a mapping with models and provider");
+    return;
+  }
+  reader.allowKeys(node, path, {"name", "models", "provider"});
+  if (node["name"]) reader.string(node["name"], path + ".name", route.name);
+  if (!node["models"]) {
+    reader.error(node, path + ".models", "required: a list of model names or patterns");
+  } else {
+    reader.stringList(node["models"], path + ".models", route.models);
+    for (size_t i = 0; i < route.models.size(); ++i) {
+      const auto& model = route.models[i];
+      const auto star = model.find('*');
+      if (model.empty() || (star != std::string::npos && star != model.size() - 1)) {
+        reader.error(node["models"][i], fmt::format("{}.models[{}]", path, i),
+                     fmt::format("\"{}\" is not a model name, a prefix wildcard like \"gpt-4*\" "
+                                 "or \"*\"",
+                                 model));
+      }
+    }
+  }
+  if (!node["provider"]) {
+    reader.error(node, path + ".provider", "required: the id of a provider");
+  } else {
+    reader.string(node["provider"], path + ".provider", route.provider);
+  }
+}
+
+void readLimits(Reader& reader, const YAML::Node& node, Limits& limits) {
+  if (!node.IsMap()) return reader.error(node, "limits", "expected a mapping");
+  reader.allowKeys(node, "limits", {"max_body_bytes", "max_header_bytes", "max_upstream_body_bytes"});
+  if (node["max_body_bytes"])
+    reader.integer<uint64_t>(node["max_body_bytes"], "limits.max_body_bytes",
+                             limits.max_body_bytes, 1, uint64_t(1) << 32);
+  if (node["max_header_bytes"])
+    reader.integer<uint32_t>(node["max_header_bytes"], "limits.max_header_bytes",
+                             limits.max_header_bytes, 1024, 1u << 24);
+  if (node["max_upstream_body_bytes"])
+    reader.integer<uint64_t>(node["max_upstream_body_bytes"], "limits.max_upstream_body_bytes",
+                             limits.max_upstream_body_bytes, 1024, uint64_t(1) << 34);
+}
+
+void readTimeouts(Reader& reader, const YAML::Node& node, Timeouts& timeouts) {
+  if (!node.IsMap()) return reader.error(node, "timeouts", "expected a mapping");
+  reader.allowKeys(node, "timeouts",
+                   {"connect_ms", "first_byte_ms", "idle_ms", "client_read_ms", "keepalive_ms",
+                    "drain_ms"});
+  const std::pair<const char*, uint32_t*> fields[] = {
+      {"connect_ms", &timeouts.connect_ms},         {"first_byte_ms", &timeouts.first_byte_ms},
+      {"idle_ms", &timeouts.idle_ms},               {"client_read_ms", &timeouts.client_read_ms},
+      {"keepalive_ms", &timeouts.keepalive_ms},     {"drain_ms", &timeouts.drain_ms}};
+  for (auto [name, field] : fields) {
+    if (node[name]) {
+      reader.integer<uint32_t>(node[name], fmt::format("timeouts.{}", name), *field, 1,
+                               24u * 3600 * 1000);
+    }
+  }
+}
+
+void validateReferences(Reader& reader, const YAML::Node& root, Config& config) {
+  std::set<std::string, std::less<>> ids;
+  for (size_t i = 0; i < config.providers.size(); ++i) {
+    if (!config.providers[i].id.empty() && !ids.insert(config.providers[i].id).second) {
+      reader.error(root["providers"][i]["id"], fmt::format("providers[{}].id", i),
+                   fmt::format("duplicate provider id \"{}\"", config.providers[i].id));
+    }
+  }
+  for (size_t i = 0; i < config.routes.size(); ++i) {
+    auto& route = config.routes[i];
+    if (route.name.empty()) route.name = fmt::format("route{}", i);
+    if (route.provider.empty()) continue;
+    bool found = false;
+    for (size_t p = 0; p < config.providers.size(); ++p) {
+      if (config.providers[p].id == route.provider) {
+        route.provider_index = p;
+        found = true;
+      }
+    }
+    if (!found) {
+      reader.error(root["routes"][i]["provider"], fmt::format("routes[{}].provider", i),
+                   fmt::format("no provider with id \"{}\"", route.provider));
+    }
+  }
+}
+
+}  // namespace
+
+tl::expected<std::string, std::string> interpolateEnv(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text.compare(i, 3, "$${") == 0) {
+      out += "${";
+      i += 3;
+      continue;
+    }
+    if (text.compare(i, 2, "${") != 0) {
+      out += text[i++];
+      continue;
+    }
+    const auto close = text.find('}', i + 2);
+    if (close == std::string_view::npos) {
+      return tl::make_unexpected(std::string("unterminated ${ in value"));
+    }
+    const std::string name(text.substr(i + 2, close - i - 2));
+    if (name.empty()) return tl::make_unexpected(std::string("empty variable name in ${}"));
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) {
+      return tl::make_unexpected(fmt::format("environment variable {} is not set", name));
+    }
+    out += value;
+    i = close + 1;
+  }
+  return out;
+}
+
+tl::expected<Endpoint, std::string> parseEndpointUrl(std::string_view url) {
+  Endpoint endpoint;
+  endpoint.url = std::string(url);
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) {
+    return tl::make_unexpected(fmt::format("\"{}\" is not a URL like http://host:port", url));
+  }
+  endpoint.scheme = std::string(url.substr(0, scheme_end));
+  if (endpoint.scheme != "http" && endpoint.scheme != "https") {
+    return tl::make_unexpected(
+        fmt::format("unsupported scheme \"{}\" (expected http or https)", endpoint.scheme));
+  }
+  auto rest = url.substr(scheme_end + 3);
+  const auto slash = rest.find('/');
+  auto authority = rest.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    auto path = rest.substr(slash);
+    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+    endpoint.base_path = std::string(path);
+  }
+  if (authority.empty()) return tl::make_unexpected(fmt::format("\"{}\" has no host", url));
+  const bool has_port = authority.back() != ']' && authority.find(':') != std::string_view::npos;
+  if (has_port) {
+    if (!parseHostPort(authority, endpoint.host, endpoint.port) || endpoint.port == 0) {
+      return tl::make_unexpected(fmt::format("\"{}\" has an invalid port", url));
+    }
+  } else {
+    endpoint.host = std::string(authority);
+    if (endpoint.host.size() > 2 && endpoint.host.front() == '[') {
+      endpoint.host = endpoint.host.substr(1, endpoint.host.size() - 2);
+    }
+    endpoint.port = endpoint.scheme == "https" ? 443 : 80;
+  }
+  return endpoint;
+}
+
+tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string_view source) {
+  Reader reader(source);
+  Config config;
+  config.source = std::string(source);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::ParserException& e) {
+    return tl::make_unexpected(
+        fmt::format("{}:{}: invalid YAML: {}\n", source, e.mark.line + 1, e.msg));
+  }
+  if (!root.IsMap()) {
+    return tl::make_unexpected(fmt::format("{}: expected a mapping at the top level\n", source));
+  }
+  reader.allowKeys(root, "", {"listen", "threads", "providers", "routes", "limits", "timeouts",
+                              "access_log", "log_level"});
+
+  if (root["listen"]) {
+    std::string listen;
+    if (reader.string(root["listen"], "listen", listen) &&
+        !parseHostPort(listen, config.listen_host, config.listen_port)) {
+      reader.error(root["listen"], "listen",
+                   fmt::format("expected host:port like 127.0.0.1:8080, got \"{}\"", listen));
+    }
+  }
+  if (root["threads"]) reader.integer<int>(root["threads"], "threads", config.threads, 0, 1024);
+  if (config.threads == 0) config.threads = std::max(1u, std::thread::hardware_concurrency());
+
+  const auto providers = root["providers"];
+  if (!providers || !providers.IsSequence() || providers.size() == 0) {
+    reader.error(providers ? providers : root, "providers", "required: a list of providers");
+  } else {
+    config.providers.resize(providers.size());
+    for (size_t i = 0; i < providers.size(); ++i) {
+      readProvider(reader, providers[i], fmt::format("providers[{}]", i), config.providers[i]);
+    }
+  }
+  const auto routes = root["routes"];
+  if (!routes || !routes.IsSequence() || routes.size() == 0) {
+    reader.error(routes ? routes : root, "routes", "required: a list of routes");
+  } else {
+    config.routes.resize(routes.size());
+    for (size_t i = 0; i < routes.size(); ++i) {
+      readRoute(reader, routes[i], fmt::format("routes[{}]", i), config.routes[i]);
+    }
+  }
+  if (root["limits"]) readLimits(reader, root["limits"], config.limits);
+  if (root["timeouts"]) readTimeouts(reader, root["timeouts"], config.timeouts);
+  if (root["access_log"]) reader.string(root["access_log"], "access_log", config.access_log);
+  if (root["log_level"]) {
+    static const std::set<std::string, std::less<>> kLevels = {"trace", "debug", "info", "warn",
+                                                               "error", "off"};
+    if (reader.string(root["log_level"], "log_level", config.log_level) &&
+        !kLevels.contains(config.log_level)) {
+      reader.error(root["log_level"], "log_level",
+                   "expected one of trace, debug, info, warn, error, off");
+    }
+  }
+  validateReferences(reader, root, config);
+
+  if (!reader.errors().empty()) return tl::make_unexpected(reader.errors());
+  return config;
+}
+
+tl::expected<Config, std::string> loadConfigFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return tl::make_unexpected(fmt::format("{}: cannot open the file\n", path));
+  std::stringstream text;
+  text << file.rdbuf();
+  return parseConfig(text.str(), path);
+}
+
+}  // namespace sluice::config

@@ -1,0 +1,73 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+namespace sluice::config {
+
+// One upstream address, split once at load so the request path never parses URLs.
+struct Endpoint {
+  std::string url;        // as written in the config, for logs
+  std::string scheme;     // "http" or "https"
+  std::string host;
+  uint16_t port = 0;
+  std::string base_path;  // path prefix without trailing slash, e.g. "" or "/openai"
+};
+
+struct Provider {
+  std::string id;
+  std::string type;
+  std::vector<Endpoint> endpoints;
+  std::vector<std::string> api_tokens;  // secrets: never logged
+};
+
+struct Route {
+  std::string name;                 // defaults to "route<N>"
+  std::vector<std::string> models;  // exact names, "prefix*" wildcards or "*"
+  std::string provider;
+  size_t provider_index = 0;        // resolved index into Config::providers
+};
+
+struct Limits {
+  uint64_t max_body_bytes = 10 * 1024 * 1024;
+  uint32_t max_header_bytes = 64 * 1024;
+  uint64_t max_upstream_body_bytes = 64 * 1024 * 1024;  // non-streamed answers read whole
+};
+
+struct Timeouts {
+  uint32_t connect_ms = 5000;      // TCP connect to an upstream
+  uint32_t first_byte_ms = 120000; // request sent → response headers
+  uint32_t idle_ms = 120000;       // gap between two reads of an upstream body
+  uint32_t client_read_ms = 30000; // a client's request must arrive within this
+  uint32_t keepalive_ms = 60000;   // idle keep-alive client connection
+  uint32_t drain_ms = 30000;       // SIGTERM: in-flight requests get this long to finish
+};
+
+struct Config {
+  std::string source;  // file name, for messages
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 8080;
+  int threads = 0;  // 0: one per core
+  std::vector<Provider> providers;
+  std::vector<Route> routes;
+  Limits limits;
+  Timeouts timeouts;
+  std::string access_log = "stdout";  // "stdout", "off" or a file path
+  std::string log_level = "info";
+};
+
+// Parses and validates; the error lists every problem as "source:line: key: what".
+tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string_view source);
+tl::expected<Config, std::string> loadConfigFile(const std::string& path);
+
+// Splits "http://host:port/path"; the error says what is wrong with the URL.
+tl::expected<Endpoint, std::string> parseEndpointUrl(std::string_view url);
+
+// Replaces ${NAME} with the environment variable; "$${" escapes a literal "${".
+tl::expected<std::string, std::string> interpolateEnv(std::string_view text);
+
+}  // namespace sluice::config

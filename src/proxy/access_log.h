@@ -1,0 +1,43 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace spdlog {
+class logger;
+}
+
+namespace sluice::proxy {
+
+// What one request did, written as one JSON line when it ends.
+struct AccessRecord {
+  std::string_view request_id;
+  std::string_view method;
+  std::string_view path;
+  std::string_view route;
+  std::string_view model;
+  std::string_view provider;
+  std::string_view upstream;
+  std::string_view peer;
+  int status = 0;
+  bool stream = false;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  double duration_ms = 0;
+  double ttfb_ms = -1;  // negative: nothing was sent
+  std::string_view error;
+};
+
+class AccessLog {
+ public:
+  // `target`: "stdout", "off" or a file path.
+  explicit AccessLog(const std::string& target);
+  void write(const AccessRecord& record);
+
+ private:
+  std::shared_ptr<spdlog::logger> logger_;
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,246 @@
+#include "proxy/gateway.h"
+
+#include <simdjson.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <list>
+#include <thread>
+#include <unordered_set>
+
+#include "proxy/proxy_handler.h"
+
+namespace sluice::proxy {
+
+using namespace http;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// One event loop with everything it owns: listener, client connections, upstream pool,
+// pipeline. Nothing here is touched by another thread except through post().
+class Worker {
+ public:
+  Worker(std::shared_ptr<const GatewayState> state, AccessLog& access_log,
+         std::atomic<int>& open_connections)
+      : state_(std::move(state)),
+        acceptor_(io_),
+        pool_(io_.get_executor(), 256, std::chrono::seconds(55)),
+        handler_(pool_, access_log),
+        open_connections_(open_connections) {
+    handler_.setState(state_);
+  }
+
+  // Binds with SO_REUSEPORT: every worker has its own accept queue, the kernel spreads
+  // connections, and no accept lock is shared between threads.
+  void listen(const tcp::endpoint& endpoint) {
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));
+    int one = 1;
+    ::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+  }
+
+  void start() {
+    asio::co_spawn(io_, accept(), asio::detached);
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  // Stops accepting and closes connections that wait for a next request.
+  void drain() {
+    asio::post(io_, [this] {
+      draining_ = true;
+      beast::error_code ec;
+      acceptor_.close(ec);
+      for (auto* connection : connections_) {
+        if (connection->idle) connection->stream.socket().cancel(ec);
+      }
+    });
+  }
+
+  void stop() {
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  Task<void> accept() {
+    while (acceptor_.is_open()) {
+      auto [ec, socket] = co_await acceptor_.async_accept(kNoThrow);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+        // Out of descriptors or similar: back off instead of spinning.
+        spdlog::warn("accept: {}", ec.message());
+        asio::steady_timer pause(io_, std::chrono::milliseconds(50));
+        co_await pause.async_wait(kNoThrow);
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
+    }
+  }
+
+  Task<void> serve(tcp::socket socket) {
+    ClientConnection client(std::move(socket));
+    beast::error_code ec;
+    const auto peer = client.stream.socket().remote_endpoint(ec);
+    if (!ec) client.peer = peer.address().to_string() + ":" + std::to_string(peer.port());
+    connections_.insert(&client);
+    open_connections_.fetch_add(1, std::memory_order_relaxed);
+    try {
+      co_await serveRequests(client);
+    } catch (const std::exception& e) {
+      spdlog::error("connection {}: {}", client.peer, e.what());
+    }
+    client.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    client.stream.close();
+    connections_.erase(&client);
+    open_connections_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  Task<void> serveRequests(ClientConnection& client) {
+    const auto& config = state_->config;
+    for (bool first = true; !draining_; first = false) {
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.header_limit(config.limits.max_header_bytes);
+      parser.body_limit(config.limits.max_body_bytes);
+
+      client.idle = true;
+      client.stream.expires_after(std::chrono::milliseconds(
+          first ? config.timeouts.client_read_ms : config.timeouts.keepalive_ms));
+      auto [ec, n] = co_await bhttp::async_read_header(client.stream, client.buffer, parser, kNoThrow);
+      client.idle = false;
+      if (ec == bhttp::error::header_limit) {
+        co_await ProxyHandler::sendError(
+            client,
+            {431, "invalid_request_error", "headers_too_large",
+             fmt::format("request headers exceed {} bytes", config.limits.max_header_bytes)},
+            "", false);
+        co_return;
+      }
+      if (ec) {
+        if (client.buffer.size() > 0 && ec != beast::error::timeout && ec != asio::error::eof &&
+            ec != asio::error::operation_aborted) {
+          co_await ProxyHandler::sendError(
+              client, {400, "invalid_request_error", "bad_request",
+                       fmt::format("malformed HTTP request: {}", ec.message())},
+              "", false);
+        }
+        co_return;
+      }
+
+      auto& request = parser.get();
+      if (auto length = parser.content_length(); length && *length > config.limits.max_body_bytes) {
+        co_await sendTooLarge(client, config);
+        co_return;
+      } else if (length) {
+        request.body().reserve(*length + simdjson::SIMDJSON_PADDING);
+      }
+      if (beast::iequals(request[bhttp::field::expect], "100-continue")) {
+        bhttp::response<bhttp::empty_body> go_on{bhttp::status::continue_, 11};
+        client.stream.expires_after(std::chrono::milliseconds(config.timeouts.client_read_ms));
+        std::tie(ec, std::ignore) = co_await bhttp::async_write(client.stream, go_on, kNoThrow);
+        if (ec) co_return;
+      }
+      client.stream.expires_after(std::chrono::milliseconds(config.timeouts.client_read_ms));
+      std::tie(ec, n) = co_await bhttp::async_read(client.stream, client.buffer, parser, kNoThrow);
+      client.stream.expires_never();
+      if (ec == bhttp::error::body_limit) {
+        co_await sendTooLarge(client, config);
+        co_return;
+      }
+      if (ec) {
+        if (ec != beast::error::timeout && ec != asio::error::eof &&
+            ec != bhttp::error::partial_message) {
+          co_await ProxyHandler::sendError(
+              client, {400, "invalid_request_error", "bad_request",
+                       fmt::format("malformed HTTP request: {}", ec.message())},
+              "", false);
+        }
+        co_return;
+      }
+      if (!co_await handler_.handle(request, client, draining_)) co_return;
+    }
+  }
+
+  static Task<void> sendTooLarge(ClientConnection& client, const config::Config& config) {
+    co_await ProxyHandler::sendError(
+        client,
+        {413, "invalid_request_error", "request_too_large",
+         fmt::format("request body exceeds limits.max_body_bytes ({} bytes)",
+                     config.limits.max_body_bytes)},
+        "", false);
+  }
+
+  asio::io_context io_{1};
+  std::shared_ptr<const GatewayState> state_;
+  tcp::acceptor acceptor_;
+  UpstreamPool pool_;
+  ProxyHandler handler_;
+  std::atomic<int>& open_connections_;
+  std::unordered_set<ClientConnection*> connections_;
+  bool draining_ = false;
+  std::thread thread_;
+};
+
+void setUpLogging(const config::Config& config) {
+  auto logger = spdlog::stderr_color_mt("sluice");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+}
+
+}  // namespace
+
+int runGateway(const config::Config& config) {
+  setUpLogging(config);
+  // A client that vanishes mid-write must not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(config.listen_host, ec);
+  if (ec) {
+    spdlog::error("listen: \"{}\" is not an IP address", config.listen_host);
+    return 1;
+  }
+  const tcp::endpoint endpoint(address, config.listen_port);
+
+  auto state = std::make_shared<const GatewayState>(config);
+  AccessLog access_log(config.access_log);
+  std::atomic<int> open_connections{0};
+  std::list<Worker> workers;
+  try {
+    for (int i = 0; i < config.threads; ++i) {
+      workers.emplace_back(state, access_log, open_connections).listen(endpoint);
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("cannot listen on {}:{}: {}", config.listen_host, config.listen_port, e.what());
+    return 1;
+  }
+
+  asio::io_context main_io;
+  asio::signal_set signals(main_io, SIGINT, SIGTERM);
+  for (auto& worker : workers) worker.start();
+  spdlog::info("sluice listening on {}:{} with {} threads", config.listen_host,
+               config.listen_port, config.threads);
+
+  int received = 0;
+  signals.async_wait([&](const beast::error_code&, int signal) { received = signal; });
+  main_io.run();
+
+  spdlog::info("signal {}: draining (up to {} ms)", received, config.timeouts.drain_ms);
+  for (auto& worker : workers) worker.drain();
+  const auto deadline = Clock::now() + std::chrono::milliseconds(config.timeouts.drain_ms);
+  while (open_connections.load() > 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const int left = open_connections.load();
+  for (auto& worker : workers) worker.stop();
+  if (left > 0) spdlog::warn("drain timeout: closed {} connections still open", left);
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace sluice::proxy

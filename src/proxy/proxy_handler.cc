@@ -1,0 +1,463 @@
+#include "proxy/proxy_handler.h"
+
+#include <simdjson.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <chrono>
+#include <map>
+#include <optional>
+
+#include "common/json_writer.h"
+#include "common/request_id.h"
+#include "proxy/request_fields.h"
+
+namespace sluice::proxy {
+
+using namespace http;
+using namespace boost::asio::experimental::awaitable_operators;
+using Clock = std::chrono::steady_clock;
+
+// State of one request from arrival to the access-log line.
+struct ProxyHandler::Exchange {
+  Request& request;
+  ClientConnection& client;
+  std::shared_ptr<const GatewayState> state;
+  Clock::time_point start = Clock::now();
+  std::string request_id;
+  std::string_view path;
+  bool keep_alive = true;
+
+  RequestFields fields;
+  const config::Route* route = nullptr;
+  const config::Provider* provider = nullptr;
+  std::string upstream;
+  int status = 0;
+  uint64_t bytes_out = 0;
+  std::optional<Clock::time_point> first_byte;
+  std::string error;
+};
+
+namespace {
+
+constexpr size_t kRelayBufferBytes = 8 * 1024;
+constexpr size_t kMaxPipelinedBytes = 64 * 1024;
+
+// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), plus those the
+// gateway sets itself.
+bool isHopByHop(bhttp::field field, std::string_view name) {
+  switch (field) {
+    case bhttp::field::connection:
+    case bhttp::field::keep_alive:
+    case bhttp::field::proxy_connection:
+    case bhttp::field::transfer_encoding:
+    case bhttp::field::te:
+    case bhttp::field::trailer:
+    case bhttp::field::upgrade:
+    case bhttp::field::proxy_authorization:
+    case bhttp::field::proxy_authenticate:
+    case bhttp::field::content_length:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool isClientOnly(bhttp::field field, std::string_view name) {
+  switch (field) {
+    case bhttp::field::host:
+    case bhttp::field::authorization:
+    case bhttp::field::accept_encoding:  // relayed bytes must stay readable for the gateway
+    case bhttp::field::expect:
+      return true;
+    default:
+      return beast::iequals(name, "x-api-key");
+  }
+}
+
+// A client-supplied id is kept only when it is short and printable: it goes into logs.
+bool acceptableRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+std::string upstreamTarget(const config::Endpoint& endpoint, std::string_view target) {
+  if (endpoint.base_path.ends_with("/v1") && target.starts_with("/v1/")) target.remove_prefix(3);
+  std::string out;
+  out.reserve(endpoint.base_path.size() + target.size());
+  out += endpoint.base_path;
+  out += target;
+  return out;
+}
+
+std::string hostHeader(const config::Endpoint& endpoint) {
+  const bool default_port = (endpoint.scheme == "http" && endpoint.port == 80) ||
+                            (endpoint.scheme == "https" && endpoint.port == 443);
+  const bool ipv6 = endpoint.host.find(':') != std::string::npos;
+  std::string host = ipv6 ? "[" + endpoint.host + "]" : endpoint.host;
+  if (!default_port) host += ":" + std::to_string(endpoint.port);
+  return host;
+}
+
+double millisSince(Clock::time_point start, Clock::time_point end) {
+  return std::chrono::duration<double, std::milli>(end - start).count();
+}
+
+// Completes when the client closes its side (or resets), which cancels the exchange running
+// beside it; bytes of a pipelined next request are kept in the connection's buffer.
+Task<void> watchClient(ClientConnection& client) {
+  for (;;) {
+    if (client.buffer.size() >= kMaxPipelinedBytes) {
+      asio::steady_timer never(co_await asio::this_coro::executor, Clock::duration::max());
+      co_await never.async_wait(kNoThrow);
+      co_return;
+    }
+    auto [ec, n] = co_await client.stream.socket().async_read_some(client.buffer.prepare(4096),
+                                                                  kNoThrow);
+    if (ec) co_return;
+    client.buffer.commit(n);
+  }
+}
+
+enum class AttemptResult { kHeaders, kStale, kConnectFailed, kTimeout, kFailed };
+
+}  // namespace
+
+ProxyHandler::ProxyHandler(UpstreamPool& pool, AccessLog& access_log)
+    : pool_(pool), access_log_(access_log) {}
+
+Task<bool> ProxyHandler::sendError(ClientConnection& client, const ApiError& error,
+                                   std::string_view request_id, bool keep_alive) {
+  bhttp::response<bhttp::string_body> response{static_cast<bhttp::status>(error.status), 11};
+  response.set(bhttp::field::content_type, "application/json");
+  if (!request_id.empty()) response.set("x-request-id", request_id);
+  response.body() = openAiErrorBody(error);
+  response.keep_alive(keep_alive);
+  response.prepare_payload();
+  client.stream.expires_after(std::chrono::seconds(10));
+  auto [ec, n] = co_await bhttp::async_write(client.stream, response, kNoThrow);
+  client.stream.expires_never();
+  co_return !ec && keep_alive;
+}
+
+Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool draining) {
+  Exchange x{request, client, state_};
+  const auto client_id = request["x-request-id"];
+  x.request_id = acceptableRequestId(client_id) ? std::string(client_id) : newRequestId();
+  const auto target = request.target();
+  x.path = target.substr(0, target.find('?'));
+  x.keep_alive = request.keep_alive() && !draining;
+
+  const bool is_post = request.method() == bhttp::verb::post;
+  const bool is_get = request.method() == bhttp::verb::get;
+  if (x.path == "/v1/chat/completions" || x.path == "/v1/completions" ||
+      x.path == "/v1/embeddings") {
+    if (is_post) {
+      co_await proxy(x);
+    } else {
+      co_await fail(x, {405, "invalid_request_error", "method_not_allowed",
+                        fmt::format("{} requires POST", x.path)});
+    }
+  } else if (x.path == "/v1/models") {
+    if (is_get) {
+      co_await listModels(x);
+    } else {
+      co_await fail(x, {405, "invalid_request_error", "method_not_allowed", "/v1/models requires GET"});
+    }
+  } else if (x.path == "/health" && is_get) {
+    co_await respond(x, bhttp::status::ok, R"({"status":"ok"})");
+  } else {
+    co_await fail(x, {404, "invalid_request_error", "unknown_url",
+                      fmt::format("unknown endpoint {} {}", std::string_view(request.method_string()),
+                                  x.path)});
+  }
+
+  const auto end = Clock::now();
+  access_log_.write(AccessRecord{
+      .request_id = x.request_id,
+      .method = request.method_string(),
+      .path = x.path,
+      .route = x.route ? std::string_view(x.route->name) : std::string_view(),
+      .model = x.fields.model,
+      .provider = x.provider ? std::string_view(x.provider->id) : std::string_view(),
+      .upstream = x.upstream,
+      .peer = client.peer,
+      .status = x.status,
+      .stream = x.fields.stream,
+      .bytes_in = request.body().size(),
+      .bytes_out = x.bytes_out,
+      .duration_ms = millisSince(x.start, end),
+      .ttfb_ms = x.first_byte ? millisSince(x.start, *x.first_byte) : -1.0,
+      .error = x.error,
+  });
+  co_return x.keep_alive;
+}
+
+Task<void> ProxyHandler::respond(Exchange& x, bhttp::status status, std::string body) {
+  bhttp::response<bhttp::string_body> response{status, x.request.version()};
+  response.set(bhttp::field::content_type, "application/json");
+  response.set("x-request-id", x.request_id);
+  response.body() = std::move(body);
+  response.keep_alive(x.keep_alive);
+  response.prepare_payload();
+  x.status = static_cast<int>(status);
+  x.first_byte = Clock::now();
+  x.client.stream.expires_after(std::chrono::milliseconds(x.state->config.timeouts.idle_ms));
+  auto [ec, n] = co_await bhttp::async_write(x.client.stream, response, kNoThrow);
+  x.client.stream.expires_never();
+  x.bytes_out += n;
+  if (ec) x.keep_alive = false;
+}
+
+Task<void> ProxyHandler::fail(Exchange& x, ApiError error) {
+  x.error = error.message;
+  co_await respond(x, static_cast<bhttp::status>(error.status), openAiErrorBody(error));
+}
+
+Task<void> ProxyHandler::proxy(Exchange& x) {
+  auto fields = parseRequestFields(x.request.body());
+  if (!fields) co_return co_await fail(x, fields.error());
+  x.fields = std::move(*fields);
+
+  const auto& state = *x.state;
+  const int route_index = state.routes.find(x.fields.model);
+  if (route_index < 0) {
+    co_return co_await fail(x, {404, "invalid_request_error", "model_not_found",
+                                fmt::format("no route serves the model \"{}\"", x.fields.model)});
+  }
+  x.route = &state.config.routes[route_index];
+  x.provider = &state.config.providers[x.route->provider_index];
+
+  // The upstream request reuses the client's body string: forwarded byte for byte, not copied.
+  Request upstream_request{x.request.method(), "", 11};
+  for (const auto& field : x.request) {
+    if (isHopByHop(field.name(), field.name_string()) ||
+        isClientOnly(field.name(), field.name_string()) ||
+        beast::iequals(field.name_string(), "x-request-id")) {
+      continue;
+    }
+    upstream_request.insert(field.name_string(), field.value());
+  }
+  upstream_request.set("x-request-id", x.request_id);
+  if (!x.provider->api_tokens.empty()) {
+    if (next_token_.size() < state.config.providers.size()) {
+      next_token_.resize(state.config.providers.size());
+    }
+    const auto& tokens = x.provider->api_tokens;
+    const auto& token = tokens[next_token_[x.route->provider_index]++ % tokens.size()];
+    upstream_request.set(bhttp::field::authorization, "Bearer " + token);
+  }
+  upstream_request.body() = std::move(x.request.body());
+  upstream_request.prepare_payload();
+
+  auto outcome = co_await (forward(x, upstream_request) || watchClient(x.client));
+  if (outcome.index() == 1) {
+    x.keep_alive = false;
+    x.error = "client closed the connection";
+    if (x.status == 0) x.status = 499;
+  }
+  x.request.body() = std::move(upstream_request.body());  // for bytes_in in the access log
+}
+
+Task<void> ProxyHandler::forward(Exchange& x, Request& upstream_request) {
+  const auto& config = x.state->config;
+  const auto& endpoints = x.provider->endpoints;
+  const auto connect_timeout = std::chrono::milliseconds(config.timeouts.connect_ms);
+  const auto first_byte_timeout = std::chrono::milliseconds(config.timeouts.first_byte_ms);
+  if (next_endpoint_.size() < config.providers.size()) next_endpoint_.resize(config.providers.size());
+  const size_t first = next_endpoint_[x.route->provider_index]++;
+  const auto target = x.request.target();
+
+  ApiError last_error{502, "upstream_error", "upstream_unreachable", "no upstream endpoint answered"};
+  // Each endpoint is tried once (a stale pooled connection gets one fresh retry), and only
+  // while nothing has been sent to the client.
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    const auto& endpoint = endpoints[(first + i) % endpoints.size()];
+    x.upstream = endpoint.url;
+    upstream_request.target(upstreamTarget(endpoint, target));
+    upstream_request.set(bhttp::field::host, hostHeader(endpoint));
+
+    auto [ec, connection] = co_await pool_.acquire(endpoint, connect_timeout);
+    for (int attempt = 0; attempt < 2 && !ec; ++attempt) {
+      UpstreamParser parser;
+      parser.body_limit(boost::none);
+      connection->stream.expires_after(first_byte_timeout);
+      auto [write_ec, written] =
+          co_await bhttp::async_write(connection->stream, upstream_request, kNoThrow);
+      if (!write_ec) {
+        std::tie(ec, std::ignore) = co_await bhttp::async_read_header(
+            connection->stream, connection->buffer, parser, kNoThrow);
+      } else {
+        ec = write_ec;
+      }
+      if (!ec) {
+        co_await relay(x, *connection, parser);
+        if (parser.is_done() && parser.keep_alive()) {
+          connection->stream.expires_never();
+          pool_.release(std::move(connection));
+        }
+        co_return;
+      }
+      if (ec == beast::error::timeout) {
+        co_return co_await fail(x, {504, "upstream_error", "upstream_timeout",
+                                    fmt::format("the upstream sent no response within {} ms",
+                                                config.timeouts.first_byte_ms)});
+      }
+      if (!connection->reused) break;
+      // A pooled connection the upstream had closed: retry once on a new one.
+      std::tie(ec, connection) = co_await pool_.connect(endpoint, connect_timeout);
+    }
+    if (ec == beast::error::timeout) {
+      last_error = {504, "upstream_error", "upstream_timeout",
+                    fmt::format("connecting to the upstream took longer than {} ms",
+                                config.timeouts.connect_ms)};
+    } else {
+      last_error.message = fmt::format("upstream {} failed: {}", endpoint.url, ec.message());
+    }
+    spdlog::warn("request {}: upstream {}: {}", x.request_id, endpoint.url, ec.message());
+  }
+  co_await fail(x, last_error);
+}
+
+Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
+                               UpstreamParser& parser) {
+  const auto& upstream = parser.get();
+  const auto idle_timeout = std::chrono::milliseconds(x.state->config.timeouts.idle_ms);
+
+  enum class Framing { kLength, kChunked, kClose };
+  bhttp::response<bhttp::empty_body> head{upstream.result(), x.request.version()};
+  for (const auto& field : upstream) {
+    if (isHopByHop(field.name(), field.name_string()) ||
+        beast::iequals(field.name_string(), "x-request-id")) {
+      continue;
+    }
+    head.insert(field.name_string(), field.value());
+  }
+  head.set("x-request-id", x.request_id);
+  Framing framing = Framing::kClose;
+  const bool no_body = upstream.result() == bhttp::status::no_content ||
+                       upstream.result() == bhttp::status::not_modified ||
+                       x.request.method() == bhttp::verb::head;
+  if (auto length = parser.content_length(); length || no_body) {
+    framing = Framing::kLength;
+    head.content_length(length.value_or(0));
+  } else if (x.request.version() >= 11) {
+    framing = Framing::kChunked;
+    head.chunked(true);
+  } else {
+    x.keep_alive = false;
+  }
+  head.keep_alive(x.keep_alive);
+  x.status = static_cast<int>(upstream.result_int());
+
+  bhttp::response_serializer<bhttp::empty_body> serializer{head};
+  x.client.stream.expires_after(idle_timeout);
+  auto [ec, n] = co_await bhttp::async_write_header(x.client.stream, serializer, kNoThrow);
+  x.first_byte = Clock::now();
+  x.bytes_out += n;
+  if (ec) {
+    x.keep_alive = false;
+    x.client.stream.expires_never();
+    co_return;
+  }
+
+  std::array<char, kRelayBufferBytes> buffer;
+  while (!parser.is_done()) {
+    parser.get().body().data = buffer.data();
+    parser.get().body().size = buffer.size();
+    connection.stream.expires_after(idle_timeout);
+    std::tie(ec, std::ignore) =
+        co_await bhttp::async_read_some(connection.stream, connection.buffer, parser, kNoThrow);
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) {
+      // The answer cannot be completed: close the client connection so it sees the truncation.
+      x.error = fmt::format("upstream body: {}", ec.message());
+      x.keep_alive = false;
+      break;
+    }
+    const size_t got = buffer.size() - parser.get().body().size;
+    if (got == 0) continue;
+    x.client.stream.expires_after(idle_timeout);
+    if (framing == Framing::kChunked) {
+      std::tie(ec, n) = co_await asio::async_write(
+          x.client.stream, bhttp::make_chunk(asio::buffer(buffer.data(), got)), kNoThrow);
+    } else {
+      std::tie(ec, n) =
+          co_await asio::async_write(x.client.stream, asio::buffer(buffer.data(), got), kNoThrow);
+    }
+    x.bytes_out += n;
+    if (ec) {
+      x.error = "client write failed";
+      x.keep_alive = false;
+      break;
+    }
+  }
+  if (parser.is_done() && framing == Framing::kChunked) {
+    std::tie(ec, n) = co_await asio::async_write(x.client.stream, bhttp::make_chunk_last(), kNoThrow);
+    x.bytes_out += n;
+    if (ec) x.keep_alive = false;
+  }
+  x.client.stream.expires_never();
+}
+
+Task<void> ProxyHandler::listModels(Exchange& x) {
+  const auto& config = x.state->config;
+  // id → owner; std::map keeps the answer in a stable order.
+  std::map<std::string, std::string, std::less<>> models;
+  for (const auto& route : config.routes) {
+    for (const auto& model : route.models) {
+      if (!model.ends_with('*')) models.emplace(model, route.provider);
+    }
+  }
+  const auto timeout = std::chrono::milliseconds(std::min<uint32_t>(config.timeouts.first_byte_ms, 5000));
+  for (const auto& provider : config.providers) {
+    for (const auto& endpoint : provider.endpoints) {
+      auto [ec, connection] = co_await pool_.acquire(
+          endpoint, std::chrono::milliseconds(config.timeouts.connect_ms));
+      if (ec) continue;
+      bhttp::request<bhttp::empty_body> request{bhttp::verb::get, upstreamTarget(endpoint, "/v1/models"), 11};
+      request.set(bhttp::field::host, hostHeader(endpoint));
+      request.set("x-request-id", x.request_id);
+      if (!provider.api_tokens.empty()) {
+        request.set(bhttp::field::authorization, "Bearer " + provider.api_tokens.front());
+      }
+      bhttp::response_parser<bhttp::string_body> parser;
+      parser.body_limit(4 * 1024 * 1024);
+      connection->stream.expires_after(timeout);
+      std::tie(ec, std::ignore) = co_await bhttp::async_write(connection->stream, request, kNoThrow);
+      if (!ec) {
+        std::tie(ec, std::ignore) =
+            co_await bhttp::async_read(connection->stream, connection->buffer, parser, kNoThrow);
+      }
+      if (ec || parser.get().result() != bhttp::status::ok) continue;
+      if (parser.keep_alive()) {
+        connection->stream.expires_never();
+        pool_.release(std::move(connection));
+      }
+      simdjson::padded_string body(parser.get().body());
+      thread_local simdjson::ondemand::parser json;
+      simdjson::ondemand::document doc;
+      simdjson::ondemand::array data;
+      if (json.iterate(body).get(doc) || doc["data"].get_array().get(data)) break;
+      for (auto item : data) {
+        std::string_view id;
+        if (!item["id"].get_string().get(id)) models.emplace(std::string(id), provider.id);
+      }
+      break;  // one endpoint per provider answers for all of them
+    }
+  }
+  std::string body;
+  JsonWriter json(body);
+  json.beginObject().key("object").value("list").key("data").beginArray();
+  for (const auto& [id, owner] : models) {
+    json.beginObject().key("id").value(id).key("object").value("model");
+    json.key("created").value(0).key("owned_by").value(owner).endObject();
+  }
+  json.endArray().endObject();
+  co_await respond(x, bhttp::status::ok, std::move(body));
+}
+
+}  // namespace sluice::proxy

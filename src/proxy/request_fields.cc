@@ -1,0 +1,65 @@
+#include "proxy/request_fields.h"
+
+#include <simdjson.h>
+
+#include <fmt/format.h>
+
+namespace sluice::proxy {
+namespace {
+
+ApiError invalid(std::string message) {
+  return ApiError{400, "invalid_request_error", "invalid_json", std::move(message)};
+}
+
+}  // namespace
+
+tl::expected<RequestFields, ApiError> parseRequestFields(std::string& body) {
+  using namespace simdjson;
+  if (body.capacity() - body.size() < SIMDJSON_PADDING) body.reserve(body.size() + SIMDJSON_PADDING);
+  thread_local ondemand::parser parser;
+  ondemand::document doc;
+  if (auto error = parser.iterate(padded_string_view(body.data(), body.size(), body.capacity()))
+                       .get(doc)) {
+    return tl::make_unexpected(invalid(fmt::format("invalid JSON body: {}", error_message(error))));
+  }
+  ondemand::object object;
+  if (doc.get_object().get(object)) {
+    return tl::make_unexpected(invalid("the request body must be a JSON object"));
+  }
+  RequestFields fields;
+  bool has_model = false;
+  for (auto field : object) {
+    std::string_view key;
+    if (auto error = field.unescaped_key().get(key)) {
+      return tl::make_unexpected(invalid(fmt::format("invalid JSON body: {}", error_message(error))));
+    }
+    if (key == "model") {
+      std::string_view model;
+      if (field.value().get_string().get(model)) {
+        return tl::make_unexpected(ApiError{400, "invalid_request_error", "invalid_model",
+                                            "\"model\" must be a string"});
+      }
+      fields.model.assign(model);
+      has_model = true;
+    } else if (key == "stream") {
+      auto value = field.value();
+      bool is_null = false;
+      if (value.is_null().get(is_null) == SUCCESS && is_null) continue;
+      if (value.get_bool().get(fields.stream)) {
+        return tl::make_unexpected(ApiError{400, "invalid_request_error", "invalid_stream",
+                                            "\"stream\" must be a boolean"});
+      }
+    }
+  }
+  const char* rest = nullptr;
+  if (doc.current_location().get(rest) == simdjson::SUCCESS) {
+    return tl::make_unexpected(invalid("invalid JSON body: trailing content after the object"));
+  }
+  if (!has_model || fields.model.empty()) {
+    return tl::make_unexpected(ApiError{400, "invalid_request_error", "missing_model",
+                                        "the request body must name a \"model\""});
+  }
+  return fields;
+}
+
+}  // namespace sluice::proxy

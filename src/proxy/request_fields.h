@@ -1,0 +1,22 @@
+#pragma once
+
+#include <string>
+
+#include <tl/expected.hpp>
+
+#include "proxy/api_error.h"
+
+namespace sluice::proxy {
+
+// The few fields of an OpenAI-style request body that the gateway needs to route it.
+struct RequestFields {
+  std::string model;
+  bool stream = false;
+};
+
+// Parses `body` once with simdjson on-demand. May grow the string's capacity by
+// SIMDJSON_PADDING (the reader reserves it up front, so usually nothing is copied); the bytes
+// are never changed. Invalid JSON, a missing or non-string model give a 400 ApiError.
+tl::expected<RequestFields, ApiError> parseRequestFields(std::string& body);
+
+}  // namespace sluice::proxy
