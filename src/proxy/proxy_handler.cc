@@ -1,6 +1,7 @@
 #include "proxy/proxy_handler.h"
 
 #include <simdjson.h>
+#include <sys/socket.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -15,7 +16,6 @@
 namespace sluice::proxy {
 
 using namespace http;
-using namespace boost::asio::experimental::awaitable_operators;
 using Clock = std::chrono::steady_clock;
 
 // State of one request from arrival to the access-log line.
@@ -41,7 +41,6 @@ struct ProxyHandler::Exchange {
 namespace {
 
 constexpr size_t kRelayBufferBytes = 8 * 1024;
-constexpr size_t kMaxPipelinedBytes = 64 * 1024;
 
 // Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), plus those the
 // gateway sets itself.
@@ -106,23 +105,44 @@ double millisSince(Clock::time_point start, Clock::time_point end) {
   return std::chrono::duration<double, std::milli>(end - start).count();
 }
 
-// Completes when the client closes its side (or resets), which cancels the exchange running
-// beside it; bytes of a pipelined next request are kept in the connection's buffer.
-Task<void> watchClient(ClientConnection& client) {
-  for (;;) {
-    if (client.buffer.size() >= kMaxPipelinedBytes) {
-      asio::steady_timer never(co_await asio::this_coro::executor, Clock::duration::max());
-      co_await never.async_wait(kNoThrow);
-      co_return;
+// Waits (without reading) until the client socket is readable: EOF or an error means the
+// client left; bytes mean a pipelined request, which stays in the kernel for the next turn.
+void watchForDisconnect(const std::shared_ptr<DisconnectWatch>& watch, tcp::socket& socket) {
+  socket.async_wait(tcp::socket::wait_read, [watch, &socket](beast::error_code ec) {
+    if (!watch->armed) return;  // the request ended; `socket` may be gone
+    char byte;
+    const auto n = ec ? 0 : ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      watchForDisconnect(watch, socket);
+    } else if (n <= 0) {
+      watch->client_gone = true;
+      if (watch->upstream) {
+        beast::error_code ignored;
+        watch->upstream->socket().close(ignored);
+      }
     }
-    auto [ec, n] = co_await client.stream.socket().async_read_some(client.buffer.prepare(4096),
-                                                                  kNoThrow);
-    if (ec) co_return;
-    client.buffer.commit(n);
-  }
+  });
 }
 
-enum class AttemptResult { kHeaders, kStale, kConnectFailed, kTimeout, kFailed };
+// Arms the disconnect watch for the duration of one exchange.
+class DisconnectScope {
+ public:
+  explicit DisconnectScope(ClientConnection& client) : client_(client) {
+    if (!client.watch) client.watch = std::make_shared<DisconnectWatch>();
+    *client.watch = DisconnectWatch{.armed = true};
+    watchForDisconnect(client.watch, client.stream.socket());
+  }
+  ~DisconnectScope() {
+    *client_.watch = DisconnectWatch{};
+    beast::error_code ignored;
+    client_.stream.socket().cancel(ignored);
+  }
+  DisconnectScope(const DisconnectScope&) = delete;
+  DisconnectScope& operator=(const DisconnectScope&) = delete;
+
+ private:
+  ClientConnection& client_;
+};
 
 }  // namespace
 
@@ -253,11 +273,14 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
   upstream_request.body() = std::move(x.request.body());
   upstream_request.prepare_payload();
 
-  auto outcome = co_await (forward(x, upstream_request) || watchClient(x.client));
-  if (outcome.index() == 1) {
-    x.keep_alive = false;
-    x.error = "client closed the connection";
-    if (x.status == 0) x.status = 499;
+  {
+    DisconnectScope watch_client(x.client);
+    co_await forward(x, upstream_request);
+    if (x.client.watch->client_gone) {
+      x.keep_alive = false;
+      x.error = "client closed the connection";
+      if (x.status == 0) x.status = 499;
+    }
   }
   x.request.body() = std::move(upstream_request.body());  // for bytes_in in the access log
 }
@@ -270,6 +293,7 @@ Task<void> ProxyHandler::forward(Exchange& x, Request& upstream_request) {
   if (next_endpoint_.size() < config.providers.size()) next_endpoint_.resize(config.providers.size());
   const size_t first = next_endpoint_[x.route->provider_index]++;
   const auto target = x.request.target();
+  auto& watch = *x.client.watch;
 
   ApiError last_error{502, "upstream_error", "upstream_unreachable", "no upstream endpoint answered"};
   // Each endpoint is tried once (a stale pooled connection gets one fresh retry), and only
@@ -282,6 +306,8 @@ Task<void> ProxyHandler::forward(Exchange& x, Request& upstream_request) {
 
     auto [ec, connection] = co_await pool_.acquire(endpoint, connect_timeout);
     for (int attempt = 0; attempt < 2 && !ec; ++attempt) {
+      if (watch.client_gone) co_return;
+      watch.upstream = &connection->stream;
       UpstreamParser parser;
       parser.body_limit(boost::none);
       connection->stream.expires_after(first_byte_timeout);
@@ -295,7 +321,8 @@ Task<void> ProxyHandler::forward(Exchange& x, Request& upstream_request) {
       }
       if (!ec) {
         co_await relay(x, *connection, parser);
-        if (parser.is_done() && parser.keep_alive()) {
+        watch.upstream = nullptr;
+        if (parser.is_done() && parser.keep_alive() && !watch.client_gone) {
           connection->stream.expires_never();
           pool_.release(std::move(connection));
         }
@@ -306,6 +333,8 @@ Task<void> ProxyHandler::forward(Exchange& x, Request& upstream_request) {
                                     fmt::format("the upstream sent no response within {} ms",
                                                 config.timeouts.first_byte_ms)});
       }
+      watch.upstream = nullptr;
+      if (watch.client_gone) co_return;
       if (!connection->reused) break;
       // A pooled connection the upstream had closed: retry once on a new one.
       std::tie(ec, connection) = co_await pool_.connect(endpoint, connect_timeout);
