@@ -711,7 +711,7 @@ void writeEmbeddingBody(const EmbeddingRequest& request, std::string& out) {
   std::string encoded;
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     const uint64_t hash = fnv1a(request.inputs[i]);
-    std::array<double, kEmbeddingDimensions> vector;
+    std::array<double, kEmbeddingDimensions> vector{};
     for (int k = 0; k < kEmbeddingDimensions; ++k) {
       vector[k] = static_cast<double>(2 * tenThousandths(splitmix64(hash + k)) - 10000) / 10000.0;
     }
@@ -772,7 +772,8 @@ void writeRerankBody(const RerankRequest& request, uint64_t sequence, std::strin
     total_bytes += document.size();
     size_t matched = 0;
     for (auto term : terms) matched += document.find(term) != std::string::npos;
-    const double overlap = terms.empty() ? 0.0 : static_cast<double>(matched) / terms.size();
+    const double overlap =
+        terms.empty() ? 0.0 : static_cast<double>(matched) / static_cast<double>(terms.size());
     const int64_t jitter = tenThousandths(splitmix64(fnv1a(request.documents[i], query_hash)));
     scores[i] = std::round(8000.0 * overlap + 0.2 * static_cast<double>(jitter)) / 10000.0;
   }

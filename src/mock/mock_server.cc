@@ -32,7 +32,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -53,7 +52,6 @@
 #include <string>
 #include <thread>
 #include <tuple>
-#include <variant>
 #include <vector>
 
 #include "common/json_writer.h"
@@ -67,7 +65,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using asio::awaitable;
-using namespace asio::experimental::awaitable_operators;
 
 using Executor = asio::io_context::executor_type;
 using Socket = tcp::socket::rebind_executor<Executor>::other;
@@ -219,6 +216,15 @@ bool isParseError(const boost::system::error_code& ec) {
          ec != http::error::end_of_stream && ec != http::error::partial_message;
 }
 
+// Disconnect watch of one stream: the socket-wait handler marks the socket readable and cuts the
+// token delay short.
+struct PeerWatch {
+  explicit PeerWatch(const Executor& executor) : delay(executor) {}
+  Timer delay;
+  bool readable = false;
+  bool settled = false;  // the readable socket was inspected
+};
+
 // One client connection: reads requests one after another and answers each in turn.
 class Connection {
  public:
@@ -364,7 +370,7 @@ class Connection {
     const Dialect answer_dialect = route == Route::kChat         ? Dialect::kOpenAiChat
                                    : route == Route::kCompletion ? Dialect::kOpenAiCompletion
                                                                  : Dialect::kAnthropicMessages;
-    const int64_t prompt_tokens = std::max<int64_t>(1, req.body().size() / 4);
+    const int64_t prompt_tokens = std::max<int64_t>(1, static_cast<int64_t>(req.body().size() / 4));
     const Completion completion =
         planCompletion(answer_dialect, generation, static_cast<int>(tokens), state_.nextSequence(),
                        prompt_tokens, std::time(nullptr));
@@ -438,12 +444,13 @@ class Connection {
     if (!co_await respondError(Dialect::kOpenAiChat, status, message)) co_return;
     boost::system::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_send, ec);
+    using namespace asio::experimental::awaitable_operators;  // rare path: cost does not matter
     co_await (drain() || sleep(std::chrono::seconds(2)));
     socket_.close(ec);
   }
 
   awaitable<void> drain() {
-    std::array<char, 16384> scratch;
+    std::array<char, 16384> scratch{};
     for (size_t total = 0; total < 2 * kMaxBodyBytes;) {
       auto [ec, n] = co_await socket_.async_read_some(asio::buffer(scratch), kNoThrow);
       if (ec) co_return;
@@ -465,29 +472,35 @@ class Connection {
     bool completed = false;
     auto [ec, written] = co_await asio::async_write(socket_, asio::buffer(head_), kNoThrow);
     if (!ec) {
+      // A socket wait rather than a parallel coroutine: the awaitable `||` costs far more per
+      // stream. Its handler may outlive this frame, hence the shared watch.
+      auto watch = std::make_shared<PeerWatch>(socket_.get_executor());
+      socket_.async_wait(tcp::socket::wait_read, [watch](const boost::system::error_code& wait_ec) {
+        if (wait_ec) return;
+        watch->readable = true;
+        watch->delay.cancel();
+      });
       StreamEvents events(completion);
-      try {
-        auto result = co_await (produce(events, delay_ms) || watchPeer());
-        completed = result.index() == 0 && std::get<0>(result);
-      } catch (const std::exception&) {
-        completed = false;
-      }
+      completed = co_await produce(events, *watch, delay_ms);
+      boost::system::error_code ignored;
+      socket_.cancel(ignored);  // drops the wait if still pending; nothing else is in flight
     }
     state_.streamEnded(completed);
     co_return completed;
   }
 
-  awaitable<bool> produce(StreamEvents& events, int64_t delay_ms) {
-    co_await asio::this_coro::throw_if_cancelled(false);
+  // Writes the events; false when the client went away.
+  awaitable<bool> produce(StreamEvents& events, PeerWatch& watch, int64_t delay_ms) {
     bool is_token = false;
     char size_line[24];
     static constexpr std::string_view kCrLf = "\r\n";
     while (events.next(event_, is_token)) {
       if (is_token && delay_ms > 0) {
-        timer_.expires_after(std::chrono::milliseconds(delay_ms));
-        auto [ec] = co_await timer_.async_wait(kNoThrow);
-        if (ec) co_return false;
+        if (peerGone(watch)) co_return false;
+        watch.delay.expires_after(std::chrono::milliseconds(delay_ms));
+        co_await watch.delay.async_wait(kNoThrow);  // cut short when the client goes away
       }
+      if (peerGone(watch)) co_return false;
       size_t size_length = 0;
       if (chunked_) {
         auto result = std::to_chars(size_line, size_line + 16, event_.size(), 16);
@@ -509,28 +522,22 @@ class Connection {
     co_return true;
   }
 
-  // Completes when the client closes or resets the connection while a stream is running, so a
-  // sleeping stream notices at once rather than at its next write. A client that only half-closes
-  // (shutdown of its sending side) looks the same and is cancelled too. If it sends more bytes
-  // instead (a pipelined request), waits until cancelled.
-  awaitable<void> watchPeer() {
-    auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, kNoThrow);
-    if (ec == asio::error::operation_aborted) co_return;
-    if (!ec) {
-      char byte;
-      const size_t n = socket_.receive(asio::buffer(&byte, 1), tcp::socket::message_peek, ec);
-      if (!ec && n > 0) {
-        Timer forever(socket_.get_executor());
-        forever.expires_at(Timer::time_point::max());
-        co_await forever.async_wait(kNoThrow);
-      }
-    }
+  // After the watch fired: true if the client closed or reset the connection. A client that only
+  // half-closes (shuts down its sending side) looks the same and is cancelled too. Bytes instead
+  // mean a pipelined request: they stay unread and watching stops.
+  bool peerGone(PeerWatch& watch) {
+    if (!watch.readable || watch.settled) return false;
+    watch.settled = true;
+    char byte;
+    boost::system::error_code ec;
+    const size_t n = socket_.receive(asio::buffer(&byte, 1), tcp::socket::message_peek, ec);
+    return ec || n == 0;
   }
 
   Socket socket_;
   MockState& state_;
   beast::flat_buffer buffer_;
-  Timer timer_;
+  Timer timer_;  // latency before the headers
   std::string head_;
   std::string body_;
   std::string event_;  // the SSE event being written, reused across tokens
@@ -604,6 +611,7 @@ int runMock(const MockOptions& options) {
   MockState state(options);
   const int threads = std::max(1, options.threads);
   std::vector<std::unique_ptr<asio::io_context>> contexts;
+  contexts.reserve(threads);
   for (int i = 0; i < threads; ++i) contexts.push_back(std::make_unique<asio::io_context>(1));
 
   std::string error;

@@ -112,30 +112,29 @@ class Worker {
           first ? config.timeouts.client_read_ms : config.timeouts.keepalive_ms));
       auto [ec, n] = co_await bhttp::async_read_header(client.stream, client.buffer, parser, kNoThrow);
       client.idle = false;
+      // Error values are named before co_await: GCC 12 destroys a brace-initialised
+      // temporary argument of a coroutine call twice.
       if (ec == bhttp::error::header_limit) {
-        co_await ProxyHandler::sendError(
-            client,
-            {431, "invalid_request_error", "headers_too_large",
-             fmt::format("request headers exceed {} bytes", config.limits.max_header_bytes)},
-            "", false);
+        ApiError error{431, "invalid_request_error", "headers_too_large",
+                       fmt::format("request headers exceed {} bytes",
+                                   config.limits.max_header_bytes)};
+        co_await ProxyHandler::sendError(client, error, "", false);
+        co_return;
+      }
+      if (ec == bhttp::error::body_limit) {  // a Content-Length above the limit
+        co_await sendTooLarge(client, config);
         co_return;
       }
       if (ec) {
         if (client.buffer.size() > 0 && ec != beast::error::timeout && ec != asio::error::eof &&
             ec != asio::error::operation_aborted) {
-          co_await ProxyHandler::sendError(
-              client, {400, "invalid_request_error", "bad_request",
-                       fmt::format("malformed HTTP request: {}", ec.message())},
-              "", false);
+          co_await sendMalformed(client, ec);
         }
         co_return;
       }
 
       auto& request = parser.get();
-      if (auto length = parser.content_length(); length && *length > config.limits.max_body_bytes) {
-        co_await sendTooLarge(client, config);
-        co_return;
-      } else if (length) {
+      if (auto length = parser.content_length()) {
         request.body().reserve(*length + simdjson::SIMDJSON_PADDING);
       }
       if (beast::iequals(request[bhttp::field::expect], "100-continue")) {
@@ -154,10 +153,7 @@ class Worker {
       if (ec) {
         if (ec != beast::error::timeout && ec != asio::error::eof &&
             ec != bhttp::error::partial_message) {
-          co_await ProxyHandler::sendError(
-              client, {400, "invalid_request_error", "bad_request",
-                       fmt::format("malformed HTTP request: {}", ec.message())},
-              "", false);
+          co_await sendMalformed(client, ec);
         }
         co_return;
       }
@@ -166,12 +162,16 @@ class Worker {
   }
 
   static Task<void> sendTooLarge(ClientConnection& client, const config::Config& config) {
-    co_await ProxyHandler::sendError(
-        client,
-        {413, "invalid_request_error", "request_too_large",
-         fmt::format("request body exceeds limits.max_body_bytes ({} bytes)",
-                     config.limits.max_body_bytes)},
-        "", false);
+    ApiError error{413, "invalid_request_error", "request_too_large",
+                   fmt::format("request body exceeds limits.max_body_bytes ({} bytes)",
+                               config.limits.max_body_bytes)};
+    co_await ProxyHandler::sendError(client, error, "", false);
+  }
+
+  static Task<void> sendMalformed(ClientConnection& client, beast::error_code ec) {
+    ApiError error{400, "invalid_request_error", "bad_request",
+                   fmt::format("malformed HTTP request: {}", ec.message())};
+    co_await ProxyHandler::sendError(client, error, "", false);
   }
 
   asio::io_context io_{1};
@@ -206,6 +206,21 @@ int runGateway(const config::Config& config) {
     return 1;
   }
   const tcp::endpoint endpoint(address, config.listen_port);
+
+  // SO_REUSEPORT would let the workers share a port another process already serves: a plain
+  // bind first makes a busy port an error, as users expect.
+  {
+    asio::io_context probe_io;
+    tcp::acceptor probe(probe_io);
+    probe.open(endpoint.protocol(), ec);
+    if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) probe.bind(endpoint, ec);
+    if (ec) {
+      spdlog::error("cannot listen on {}:{}: {}", config.listen_host, config.listen_port,
+                    ec.message());
+      return 1;
+    }
+  }
 
   auto state = std::make_shared<const GatewayState>(config);
   AccessLog access_log(config.access_log);

@@ -20,6 +20,9 @@ using Clock = std::chrono::steady_clock;
 
 // State of one request from arrival to the access-log line.
 struct ProxyHandler::Exchange {
+  Exchange(Request& r, ClientConnection& c, std::shared_ptr<const GatewayState> s)
+      : request(r), client(c), state(std::move(s)) {}
+
   Request& request;
   ClientConnection& client;
   std::shared_ptr<const GatewayState> state;
@@ -173,27 +176,33 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
 
   const bool is_post = request.method() == bhttp::verb::post;
   const bool is_get = request.method() == bhttp::verb::get;
+  // Errors are built as named values before any co_await: GCC 12 destroys a brace-initialised
+  // temporary argument of a coroutine call twice.
+  std::optional<ApiError> error;
   if (x.path == "/v1/chat/completions" || x.path == "/v1/completions" ||
       x.path == "/v1/embeddings") {
     if (is_post) {
       co_await proxy(x);
     } else {
-      co_await fail(x, {405, "invalid_request_error", "method_not_allowed",
-                        fmt::format("{} requires POST", x.path)});
+      error = ApiError{405, "invalid_request_error", "method_not_allowed",
+                       fmt::format("{} requires POST", x.path)};
     }
   } else if (x.path == "/v1/models") {
     if (is_get) {
       co_await listModels(x);
     } else {
-      co_await fail(x, {405, "invalid_request_error", "method_not_allowed", "/v1/models requires GET"});
+      error = ApiError{405, "invalid_request_error", "method_not_allowed",
+                       "/v1/models requires GET"};
     }
   } else if (x.path == "/health" && is_get) {
-    co_await respond(x, bhttp::status::ok, R"({"status":"ok"})");
+    std::string body = R"({"status":"ok"})";
+    co_await respond(x, bhttp::status::ok, std::move(body));
   } else {
-    co_await fail(x, {404, "invalid_request_error", "unknown_url",
-                      fmt::format("unknown endpoint {} {}", std::string_view(request.method_string()),
-                                  x.path)});
+    error = ApiError{404, "invalid_request_error", "unknown_url",
+                     fmt::format("unknown endpoint {} {}",
+                                 std::string_view(request.method_string()), x.path)};
   }
+  if (error) co_await fail(x, std::move(*error));
 
   const auto end = Clock::now();
   access_log_.write(AccessRecord{
@@ -245,8 +254,9 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
   const auto& state = *x.state;
   const int route_index = state.routes.find(x.fields.model);
   if (route_index < 0) {
-    co_return co_await fail(x, {404, "invalid_request_error", "model_not_found",
-                                fmt::format("no route serves the model \"{}\"", x.fields.model)});
+    ApiError error{404, "invalid_request_error", "model_not_found",
+                   fmt::format("no route serves the model \"{}\"", x.fields.model)};
+    co_return co_await fail(x, std::move(error));
   }
   x.route = &state.config.routes[route_index];
   x.provider = &state.config.providers[x.route->provider_index];
@@ -329,9 +339,10 @@ Task<void> ProxyHandler::forward(Exchange& x, Request& upstream_request) {
         co_return;
       }
       if (ec == beast::error::timeout) {
-        co_return co_await fail(x, {504, "upstream_error", "upstream_timeout",
-                                    fmt::format("the upstream sent no response within {} ms",
-                                                config.timeouts.first_byte_ms)});
+        ApiError error{504, "upstream_error", "upstream_timeout",
+                       fmt::format("the upstream sent no response within {} ms",
+                                   config.timeouts.first_byte_ms)};
+        co_return co_await fail(x, std::move(error));
       }
       watch.upstream = nullptr;
       if (watch.client_gone) co_return;

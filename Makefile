@@ -1,0 +1,31 @@
+# Entry points for developers and CI; CMake does the real work.
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+CONFIG ?= examples/sluice.yaml
+# Keep the output readable: no "Entering directory" lines from the makes CMake runs.
+MAKEFLAGS += --no-print-directory
+
+.PHONY: deps build run test bench clean
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@test -f $(BUILD_DIR)/CMakeCache.txt || \
+	  cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	@cmake --build $(BUILD_DIR) -j$(JOBS)
+
+# Two mock upstreams in the background and the gateway in the foreground on 127.0.0.1:8080.
+run: build
+	@scripts/run.sh $(BUILD_DIR)/sluice $(CONFIG)
+
+test: build
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
+
+bench: build
+	@if [ -x bench/run.sh ]; then bench/run.sh; \
+	else echo "bench: no benchmark yet (bench/run.sh is missing)"; fi
+
+clean:
+	rm -rf $(BUILD_DIR)
