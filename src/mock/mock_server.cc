@@ -292,11 +292,15 @@ class Connection {
     const auto route = findRoute(path);
     const Dialect dialect =
         route == Route::kMessages ? Dialect::kAnthropicMessages : Dialect::kOpenAiChat;
-    if (!route) co_return co_await respondError(dialect, 404, "unknown path " + std::string(path));
+    // Messages are named before co_await (GCC 12 mishandles some temporaries in coroutine calls).
+    if (!route) {
+      const std::string message = "unknown path " + std::string(path);
+      co_return co_await respondError(dialect, 404, message);
+    }
     const auto expected_method = route == Route::kModels ? http::verb::get : http::verb::post;
     if (req.method() != expected_method) {
-      co_return co_await respondError(
-          dialect, 405, std::string("use ") + std::string(http::to_string(expected_method)));
+      const std::string message = "use " + std::string(http::to_string(expected_method));
+      co_return co_await respondError(dialect, 405, message);
     }
 
     const MockOptions& options = state_.options();
@@ -313,8 +317,8 @@ class Connection {
           Override{"x-mock-latency-ms", &latency_ms}}) {
       if (auto value = integerHeader(req, header)) {
         if (*value < 0 || *value > 100'000'000) {
-          co_return co_await respondError(
-              dialect, 400, std::string(header) + " must be an integer in [0, 100000000]");
+          const std::string message = std::string(header) + " must be an integer in [0, 100000000]";
+          co_return co_await respondError(dialect, 400, message);
         }
         *target = *value;
       }
@@ -393,8 +397,8 @@ class Connection {
       state_.reset();
       state_.writeStats(body_);
     } else {
-      co_return co_await respondError(Dialect::kOpenAiChat, 404,
-                                      "unknown mock endpoint " + std::string(path));
+      const std::string message = "unknown mock endpoint " + std::string(path);
+      co_return co_await respondError(Dialect::kOpenAiChat, 404, message);
     }
     co_return co_await respond(200, "application/json");
   }
