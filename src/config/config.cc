@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include "common/json_writer.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
@@ -215,6 +217,171 @@ void readTimeouts(Reader& reader, const YAML::Node& node, Timeouts& timeouts) {
   }
 }
 
+// Plugin configuration may be written as YAML; the plugin receives JSON (or the string as is).
+std::string toJson(const YAML::Node& node);
+
+void appendJsonString(std::string& out, const std::string& text) {
+  out += '"';
+  appendJsonEscaped(out, text);
+  out += '"';
+}
+
+std::string toJson(const YAML::Node& node) {
+  std::string out;
+  if (node.IsMap()) {
+    out += '{';
+    bool first = true;
+    for (const auto& item : node) {
+      if (!first) out += ',';
+      first = false;
+      appendJsonString(out, item.first.as<std::string>(""));
+      out += ':';
+      out += toJson(item.second);
+    }
+    out += '}';
+  } else if (node.IsSequence()) {
+    out += '[';
+    for (size_t i = 0; i < node.size(); ++i) {
+      if (i > 0) out += ',';
+      out += toJson(node[i]);
+    }
+    out += ']';
+  } else if (node.IsScalar()) {
+    const auto& text = node.Scalar();
+    const bool quoted = node.Tag() == "!";
+    int64_t integer;
+    double real;
+    if (!quoted && (text == "true" || text == "false" || text == "null")) {
+      out += text;
+    } else if (!quoted && YAML::convert<int64_t>::decode(node, integer)) {
+      out += std::to_string(integer);
+    } else if (!quoted && YAML::convert<double>::decode(node, real) && text != "." &&
+               text.find_first_of("0123456789") != std::string::npos) {
+      out += text;
+    } else {
+      appendJsonString(out, text);
+    }
+  } else {
+    out += "null";
+  }
+  return out;
+}
+
+void readPlugin(Reader& reader, const YAML::Node& node, const std::string& path, Plugin& plugin) {
+  if (!node.IsMap()) {
+    reader.error(node, path, "expected a mapping with name and path");
+    return;
+  }
+  reader.allowKeys(node, path,
+                   {"name", "path", "config", "vm_config", "root_id", "attach", "order",
+                    "failure_policy", "limits", "expose_credentials", "hidden_headers", "env"});
+  if (!node["name"]) {
+    reader.error(node, path + ".name", "required");
+  } else {
+    reader.string(node["name"], path + ".name", plugin.name);
+  }
+  if (!node["path"]) {
+    reader.error(node, path + ".path", "required: the .wasm file");
+  } else {
+    reader.string(node["path"], path + ".path", plugin.path);
+  }
+  for (auto [key, field] : {std::pair{"config", &plugin.configuration},
+                            std::pair{"vm_config", &plugin.vm_configuration}}) {
+    const auto value = node[key];
+    if (!value) continue;
+    if (value.IsScalar()) {
+      reader.string(value, path + "." + key, *field);
+    } else {
+      *field = toJson(value);
+    }
+  }
+  if (node["root_id"]) reader.string(node["root_id"], path + ".root_id", plugin.root_id);
+  if (const auto attach = node["attach"]) {
+    std::string scope;
+    if (attach.IsScalar() && reader.string(attach, path + ".attach", scope)) {
+      if (scope != "global") {
+        reader.error(attach, path + ".attach", "expected \"global\" or a list of route names");
+      }
+    } else if (attach.IsSequence()) {
+      plugin.global = false;
+      reader.stringList(attach, path + ".attach", plugin.routes);
+    } else {
+      reader.error(attach, path + ".attach", "expected \"global\" or a list of route names");
+    }
+  }
+  if (node["order"]) reader.integer<int>(node["order"], path + ".order", plugin.order, -100000, 100000);
+  if (const auto policy = node["failure_policy"]) {
+    std::string text;
+    if (reader.string(policy, path + ".failure_policy", text)) {
+      if (text == "fail_closed") {
+        plugin.failure_policy = FailurePolicy::kFailClosed;
+      } else if (text == "fail_open") {
+        plugin.failure_policy = FailurePolicy::kFailOpen;
+      } else {
+        reader.error(policy, path + ".failure_policy", "expected fail_closed or fail_open");
+      }
+    }
+  }
+  if (const auto limits = node["limits"]) {
+    const auto where = path + ".limits";
+    if (!limits.IsMap()) {
+      reader.error(limits, where, "expected a mapping");
+    } else {
+      reader.allowKeys(limits, where,
+                       {"max_memory_mb", "deadline_ms", "max_module_bytes", "max_body_bytes",
+                        "max_header_bytes", "max_local_response_bytes"});
+      auto& l = plugin.limits;
+      if (limits["max_memory_mb"]) {
+        uint32_t mb = 0;
+        if (reader.integer<uint32_t>(limits["max_memory_mb"], where + ".max_memory_mb", mb, 1, 4095)) {
+          l.max_memory_pages = mb * 16;
+        }
+      }
+      if (limits["deadline_ms"])
+        reader.integer<uint32_t>(limits["deadline_ms"], where + ".deadline_ms", l.deadline_ms, 1, 60000);
+      if (limits["max_module_bytes"])
+        reader.integer<uint64_t>(limits["max_module_bytes"], where + ".max_module_bytes",
+                                 l.max_module_bytes, 8, uint64_t(1) << 30);
+      if (limits["max_body_bytes"])
+        reader.integer<uint64_t>(limits["max_body_bytes"], where + ".max_body_bytes",
+                                 l.max_body_bytes, 0, uint64_t(1) << 30);
+      if (limits["max_header_bytes"])
+        reader.integer<uint64_t>(limits["max_header_bytes"], where + ".max_header_bytes",
+                                 l.max_header_bytes, 0, uint64_t(1) << 24);
+      if (limits["max_local_response_bytes"])
+        reader.integer<uint64_t>(limits["max_local_response_bytes"],
+                                 where + ".max_local_response_bytes", l.max_local_response_bytes,
+                                 0, uint64_t(1) << 30);
+    }
+  }
+  if (const auto expose = node["expose_credentials"]) {
+    std::string text;
+    if (reader.string(expose, path + ".expose_credentials", text)) {
+      if (text == "true") {
+        plugin.expose_credentials = true;
+      } else if (text != "false") {
+        reader.error(expose, path + ".expose_credentials", "expected true or false");
+      }
+    }
+  }
+  if (node["hidden_headers"]) {
+    reader.stringList(node["hidden_headers"], path + ".hidden_headers", plugin.hidden_headers);
+  }
+  if (const auto env = node["env"]) {
+    if (!env.IsMap()) {
+      reader.error(env, path + ".env", "expected a mapping of variable names to values");
+    } else {
+      for (const auto& item : env) {
+        const auto name = item.first.as<std::string>("");
+        std::string value;
+        if (reader.string(item.second, path + ".env." + name, value)) {
+          plugin.env.emplace_back(name, std::move(value));
+        }
+      }
+    }
+  }
+}
+
 void validateReferences(Reader& reader, const YAML::Node& root, Config& config) {
   std::set<std::string, std::less<>> ids;
   for (size_t i = 0; i < config.providers.size(); ++i) {
@@ -223,9 +390,11 @@ void validateReferences(Reader& reader, const YAML::Node& root, Config& config) 
                    fmt::format("duplicate provider id \"{}\"", config.providers[i].id));
     }
   }
+  std::set<std::string, std::less<>> route_names;
   for (size_t i = 0; i < config.routes.size(); ++i) {
     auto& route = config.routes[i];
     if (route.name.empty()) route.name = fmt::format("route{}", i);
+    route_names.insert(route.name);
     if (route.provider.empty()) continue;
     bool found = false;
     for (size_t p = 0; p < config.providers.size(); ++p) {
@@ -237,6 +406,21 @@ void validateReferences(Reader& reader, const YAML::Node& root, Config& config) 
     if (!found) {
       reader.error(root["routes"][i]["provider"], fmt::format("routes[{}].provider", i),
                    fmt::format("no provider with id \"{}\"", route.provider));
+    }
+  }
+  std::set<std::string, std::less<>> plugin_names;
+  for (size_t i = 0; i < config.plugins.size(); ++i) {
+    const auto& plugin = config.plugins[i];
+    const auto node = root["plugins"][i];
+    if (!plugin.name.empty() && !plugin_names.insert(plugin.name).second) {
+      reader.error(node["name"], fmt::format("plugins[{}].name", i),
+                   fmt::format("duplicate plugin name \"{}\"", plugin.name));
+    }
+    for (size_t r = 0; r < plugin.routes.size(); ++r) {
+      if (!route_names.contains(plugin.routes[r])) {
+        reader.error(node["attach"][r], fmt::format("plugins[{}].attach[{}]", i, r),
+                     fmt::format("no route named \"{}\"", plugin.routes[r]));
+      }
     }
   }
 }
@@ -323,8 +507,8 @@ tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string
   if (!root.IsMap()) {
     return tl::make_unexpected(fmt::format("{}: expected a mapping at the top level\n", source));
   }
-  reader.allowKeys(root, "", {"listen", "threads", "providers", "routes", "limits", "timeouts",
-                              "access_log", "log_level"});
+  reader.allowKeys(root, "", {"listen", "threads", "providers", "routes", "plugins", "limits",
+                              "timeouts", "access_log", "log_level"});
 
   if (root["listen"]) {
     std::string listen;
@@ -353,6 +537,17 @@ tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string
     config.routes.resize(routes.size());
     for (size_t i = 0; i < routes.size(); ++i) {
       readRoute(reader, routes[i], fmt::format("routes[{}]", i), config.routes[i]);
+    }
+  }
+  if (const auto plugins = root["plugins"]) {
+    if (!plugins.IsSequence()) {
+      reader.error(plugins, "plugins", "expected a list of plugins");
+    } else {
+      config.plugins.resize(plugins.size());
+      for (size_t i = 0; i < plugins.size(); ++i) {
+        readPlugin(reader, plugins[i], fmt::format("plugins[{}]", i), config.plugins[i]);
+        if (!plugins[i]["order"]) config.plugins[i].order = static_cast<int>(i);
+      }
     }
   }
   if (root["limits"]) readLimits(reader, root["limits"], config.limits);

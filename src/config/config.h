@@ -47,6 +47,35 @@ struct Timeouts {
   uint32_t drain_ms = 30000;       // SIGTERM: in-flight requests get this long to finish
 };
 
+enum class FailurePolicy { kFailClosed, kFailOpen };
+
+// Bounds a plugin cannot exceed, whatever its code does.
+struct PluginLimits {
+  uint32_t max_memory_pages = 512;                 // 64 KiB pages: 32 MiB of linear memory
+  uint32_t deadline_ms = 100;                      // per callback; the watchdog stops the call
+  uint64_t max_module_bytes = 32 * 1024 * 1024;
+  uint64_t max_body_bytes = 4 * 1024 * 1024;       // bodies a plugin reads, sets or buffers
+  uint64_t max_header_bytes = 64 * 1024;           // a header map a plugin sets
+  uint64_t max_local_response_bytes = 1024 * 1024;
+};
+
+// One WebAssembly plugin (proxy-wasm ABI) of the chain.
+struct Plugin {
+  std::string name;
+  std::string path;           // the .wasm file
+  std::string configuration;  // given to proxy_on_configure (YAML maps/lists become JSON)
+  std::string vm_configuration;
+  std::string root_id;
+  bool global = true;               // attach: global
+  std::vector<std::string> routes;  // attach: [route names]
+  int order = 0;                    // lower runs first; ties keep config order
+  FailurePolicy failure_policy = FailurePolicy::kFailClosed;
+  PluginLimits limits;
+  bool expose_credentials = false;          // may read authorization, x-api-key, cookie, ...
+  std::vector<std::string> hidden_headers;  // more header names to hide from it
+  std::vector<std::pair<std::string, std::string>> env;  // WASI environment
+};
+
 struct Config {
   std::string source;  // file name, for messages
   std::string listen_host = "127.0.0.1";
@@ -54,6 +83,7 @@ struct Config {
   int threads = 0;  // 0: one per core
   std::vector<Provider> providers;
   std::vector<Route> routes;
+  std::vector<Plugin> plugins;
   Limits limits;
   Timeouts timeouts;
   std::string access_log = "stdout";  // "stdout", "off" or a file path

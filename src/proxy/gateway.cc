@@ -10,6 +10,8 @@
 #include <unordered_set>
 
 #include "proxy/proxy_handler.h"
+#include "wasm/plugin_set.h"
+#include "wasm/wasm_vm.h"
 
 namespace sluice::proxy {
 
@@ -23,8 +25,9 @@ namespace {
 class Worker {
  public:
   Worker(std::shared_ptr<const GatewayState> state, AccessLog& access_log,
-         std::atomic<int>& open_connections)
+         std::atomic<int>& open_connections, std::shared_ptr<const wasm::PluginSet> plugin_set)
       : state_(std::move(state)),
+        plugin_set_(std::move(plugin_set)),
         acceptor_(io_),
         pool_(io_.get_executor(), 256, std::chrono::seconds(55)),
         handler_(pool_, access_log),
@@ -44,6 +47,14 @@ class Worker {
   }
 
   void start() {
+    if (plugin_set_ && !plugin_set_->plugins().empty()) {
+      // Instances are built on the worker's own thread (each owns an engine isolate).
+      asio::post(io_, [this] {
+        plugins_ = std::make_unique<wasm::ThreadPlugins>(plugin_set_, pluginHooks());
+        handler_.setPlugins(plugins_.get());
+        asio::co_spawn(io_, tickPlugins(), asio::detached);
+      });
+    }
     asio::co_spawn(io_, accept(), asio::detached);
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -63,9 +74,33 @@ class Worker {
   void stop() {
     io_.stop();
     if (thread_.joinable()) thread_.join();
+    handler_.setPlugins(nullptr);
+    plugins_.reset();
   }
 
  private:
+  wasm::ThreadHooks pluginHooks() {
+    wasm::ThreadHooks hooks;
+    hooks.log = [](wasm::abi::LogLevel level, std::string_view plugin, std::string_view message) {
+      static constexpr spdlog::level::level_enum kLevels[] = {
+          spdlog::level::trace, spdlog::level::debug, spdlog::level::info,
+          spdlog::level::warn,  spdlog::level::err,   spdlog::level::critical};
+      spdlog::log(kLevels[static_cast<int>(level)], "plugin {}: {}", plugin, message);
+    };
+    hooks.post = [this](std::function<void()> task) { asio::post(io_, std::move(task)); };
+    return hooks;
+  }
+
+  // proxy_on_tick for plugins that asked for it (checked every 20 ms).
+  Task<void> tickPlugins() {
+    asio::steady_timer timer(io_);
+    while (!draining_) {
+      timer.expires_after(std::chrono::milliseconds(20));
+      co_await timer.async_wait(kNoThrow);
+      if (plugins_) plugins_->tick(Clock::now());
+    }
+  }
+
   Task<void> accept() {
     while (acceptor_.is_open()) {
       auto [ec, socket] = co_await acceptor_.async_accept(kNoThrow);
@@ -176,6 +211,8 @@ class Worker {
 
   asio::io_context io_{1};
   std::shared_ptr<const GatewayState> state_;
+  std::shared_ptr<const wasm::PluginSet> plugin_set_;
+  std::unique_ptr<wasm::ThreadPlugins> plugins_;
   tcp::acceptor acceptor_;
   UpstreamPool pool_;
   ProxyHandler handler_;
@@ -222,13 +259,26 @@ int runGateway(const config::Config& config) {
     }
   }
 
+  std::shared_ptr<const wasm::PluginSet> plugin_set;
+  if (!config.plugins.empty()) {
+    std::vector<std::string> warnings;
+    auto loaded = wasm::PluginSet::load(config, wasm::v8Engine(), warnings);
+    for (const auto& warning : warnings) spdlog::warn("{}", warning);
+    if (!loaded) {
+      spdlog::error("{}", loaded.error());
+      return 1;
+    }
+    plugin_set = std::move(*loaded);
+    spdlog::info("{} plugins loaded", plugin_set->plugins().size());
+  }
+
   auto state = std::make_shared<const GatewayState>(config);
   AccessLog access_log(config.access_log);
   std::atomic<int> open_connections{0};
   std::list<Worker> workers;
   try {
     for (int i = 0; i < config.threads; ++i) {
-      workers.emplace_back(state, access_log, open_connections).listen(endpoint);
+      workers.emplace_back(state, access_log, open_connections, plugin_set).listen(endpoint);
     }
   } catch (const std::exception& e) {
     spdlog::error("cannot listen on {}:{}: {}", config.listen_host, config.listen_port, e.what());

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -39,6 +40,10 @@ struct ProxyHandler::Exchange {
   uint64_t bytes_out = 0;
   std::optional<Clock::time_point> first_byte;
   std::string error;
+
+  // Present when plugins apply to this request.
+  std::unique_ptr<wasm::StreamData> stream;
+  std::unique_ptr<wasm::PluginChain> chain;
 };
 
 namespace {
@@ -203,6 +208,10 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
                                  std::string_view(request.method_string()), x.path)};
   }
   if (error) co_await fail(x, std::move(*error));
+  if (x.chain) {
+    x.stream->response_code = static_cast<uint32_t>(x.status);
+    x.chain->onLog();
+  }
 
   const auto end = Clock::now();
   access_log_.write(AccessRecord{
@@ -246,13 +255,196 @@ Task<void> ProxyHandler::fail(Exchange& x, ApiError error) {
   co_await respond(x, static_cast<bhttp::status>(error.status), openAiErrorBody(error));
 }
 
+namespace {
+
+// What plugins see of the request: pseudo headers first, then the fields, names lower-case.
+void fillRequestHeaders(const Request& request, wasm::HeaderMap& map) {
+  map.emplace_back(":method", std::string(request.method_string()));
+  map.emplace_back(":path", std::string(request.target()));
+  map.emplace_back(":authority", std::string(request[bhttp::field::host]));
+  map.emplace_back(":scheme", "http");
+  for (const auto& field : request) {
+    if (isHopByHop(field.name(), field.name_string())) continue;
+    map.emplace_back(wasm::lowerCase(field.name_string()), std::string(field.value()));
+  }
+}
+
+// Writes the plugins' view of the headers back into the request.
+void applyRequestHeaders(const wasm::HeaderMap& map, Request& request) {
+  for (auto it = request.begin(); it != request.end();) {
+    it = isHopByHop(it->name(), it->name_string()) ? std::next(it) : request.erase(it);
+  }
+  for (const auto& [name, value] : map) {
+    if (name == ":method") {
+      request.method_string(value);
+    } else if (name == ":path") {
+      if (!value.empty() && value.front() == '/') request.target(value);
+    } else if (name == ":authority") {
+      request.set(bhttp::field::host, value);
+    } else if (!name.starts_with(':')) {
+      request.insert(name, value);
+    }
+  }
+}
+
+void fillResponseHeaders(const bhttp::response_header<>& response, wasm::HeaderMap& map) {
+  map.clear();
+  map.emplace_back(":status", std::to_string(response.result_int()));
+  for (const auto& field : response) {
+    if (isHopByHop(field.name(), field.name_string())) continue;
+    map.emplace_back(wasm::lowerCase(field.name_string()), std::string(field.value()));
+  }
+}
+
+}  // namespace
+
+Task<bool> ProxyHandler::answerChain(Exchange& x, wasm::ChainStatus status) {
+  if (status == wasm::ChainStatus::kLocalResponse) {
+    co_await respondLocal(x, *x.stream->local_response);
+    co_return true;
+  }
+  if (status == wasm::ChainStatus::kFailed) {
+    ApiError error{503, "plugin_error", "plugin_failed", x.chain->failure()};
+    co_await fail(x, std::move(error));
+    co_return true;
+  }
+  co_return false;
+}
+
+Task<bool> ProxyHandler::runRequestPlugins(Exchange& x, int route_index) {
+  x.stream = std::make_unique<wasm::StreamData>();
+  auto& stream = *x.stream;
+  stream.request_id = x.request_id;
+  stream.source_address = x.client.peer;
+  fillRequestHeaders(x.request, stream.request_headers);
+  if (x.request.find("x-request-id") == x.request.end()) {
+    stream.request_headers.emplace_back("x-request-id", x.request_id);
+  }
+  x.chain = std::make_unique<wasm::PluginChain>(plugins_->chainFor(route_index), stream);
+
+  auto& body = x.request.body();
+  auto status = co_await settle(x, x.chain->onRequestHeaders(body.empty()));
+  if (status == wasm::ChainStatus::kContinue && !body.empty() && x.chain->wantsRequestBody()) {
+    stream.request_body = std::move(body);
+    status = co_await settle(x, x.chain->onRequestBody());
+    body = std::move(stream.request_body);
+  }
+  if (co_await answerChain(x, status)) co_return false;
+
+  applyRequestHeaders(stream.request_headers, x.request);
+  if (stream.request_body_changed) {
+    auto fields = parseRequestFields(body);
+    if (!fields) {
+      ApiError error = fields.error();
+      error.message = "after plugins: " + error.message;
+      co_await fail(x, std::move(error));
+      co_return false;
+    }
+    x.fields = std::move(*fields);
+  }
+  co_return true;
+}
+
+Task<wasm::ChainStatus> ProxyHandler::settle(Exchange& x, wasm::ChainStatus status) {
+  while (status == wasm::ChainStatus::kPause && !x.stream->http_calls.empty()) {
+    auto calls = std::move(x.stream->http_calls);
+    x.stream->http_calls.clear();
+    for (const auto& call : calls) {
+      auto response = co_await performHttpCall(x, call);
+      x.chain->deliver(call, response);
+    }
+    status = x.chain->resume();
+  }
+  co_return status;
+}
+
+Task<wasm::HttpCallResponse> ProxyHandler::performHttpCall(Exchange& x,
+                                                           const wasm::HttpCallRequest& call) {
+  wasm::HttpCallResponse answer;
+  const auto& config = x.state->config;
+  const config::Provider* provider = nullptr;
+  for (const auto& p : config.providers) {
+    if (p.id == call.upstream) provider = &p;
+  }
+  if (provider == nullptr || provider->endpoints.empty()) {
+    spdlog::warn("request {}: plugin http call to unknown upstream \"{}\"", x.request_id,
+                 call.upstream);
+    co_return answer;
+  }
+  const auto& endpoint = provider->endpoints.front();
+  bhttp::request<bhttp::string_body> request{bhttp::verb::get, "/", 11};
+  request.set(bhttp::field::host, hostHeader(endpoint));
+  for (const auto& [name, value] : call.headers) {
+    if (name == ":method") {
+      request.method_string(value);
+    } else if (name == ":path") {
+      if (!value.empty() && value.front() == '/') request.target(upstreamTarget(endpoint, value));
+    } else if (name == ":authority") {
+      request.set(bhttp::field::host, value);
+    } else if (!name.starts_with(':') && !isHopByHop(bhttp::string_to_field(name), name)) {
+      request.insert(name, value);
+    }
+  }
+  request.body() = call.body;
+  request.prepare_payload();
+
+  const auto timeout = std::chrono::milliseconds(call.timeout_ms);
+  auto [ec, connection] = co_await pool_.acquire(endpoint, timeout);
+  if (ec) co_return answer;
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(call.instance->plugin().settings().limits.max_body_bytes);
+  connection->stream.expires_after(timeout);
+  std::tie(ec, std::ignore) = co_await bhttp::async_write(connection->stream, request, kNoThrow);
+  if (!ec) {
+    std::tie(ec, std::ignore) =
+        co_await bhttp::async_read(connection->stream, connection->buffer, parser, kNoThrow);
+  }
+  if (ec) co_return answer;
+  fillResponseHeaders(parser.get().base(), answer.headers);
+  answer.body = std::move(parser.get().body());
+  if (parser.keep_alive()) {
+    connection->stream.expires_never();
+    pool_.release(std::move(connection));
+  }
+  co_return answer;
+}
+
+Task<void> ProxyHandler::respondLocal(Exchange& x, const wasm::LocalResponse& local) {
+  bhttp::response<bhttp::string_body> response{static_cast<bhttp::status>(local.status),
+                                                x.request.version()};
+  bool has_type = false;
+  for (const auto& [name, value] : local.headers) {
+    has_type = has_type || name == "content-type";
+    response.insert(name, value);
+  }
+  if (!has_type && !local.body.empty()) {
+    response.set(bhttp::field::content_type, "text/plain; charset=utf-8");
+  }
+  response.set("x-request-id", x.request_id);
+  response.body() = local.body;
+  response.keep_alive(x.keep_alive);
+  response.prepare_payload();
+  x.status = static_cast<int>(local.status);
+  x.error = local.details.empty() ? "local response from a plugin" : local.details;
+  x.first_byte = Clock::now();
+  x.client.stream.expires_after(std::chrono::milliseconds(x.state->config.timeouts.idle_ms));
+  auto [ec, n] = co_await bhttp::async_write(x.client.stream, response, kNoThrow);
+  x.client.stream.expires_never();
+  x.bytes_out += n;
+  if (ec) x.keep_alive = false;
+}
+
 Task<void> ProxyHandler::proxy(Exchange& x) {
   auto fields = parseRequestFields(x.request.body());
   if (!fields) co_return co_await fail(x, fields.error());
   x.fields = std::move(*fields);
 
   const auto& state = *x.state;
-  const int route_index = state.routes.find(x.fields.model);
+  int route_index = state.routes.find(x.fields.model);
+  if (plugins_ != nullptr && !plugins_->chainFor(route_index).empty()) {
+    if (!co_await runRequestPlugins(x, route_index)) co_return;
+    route_index = state.routes.find(x.fields.model);  // a plugin may have changed the model
+  }
   if (route_index < 0) {
     ApiError error{404, "invalid_request_error", "model_not_found",
                    fmt::format("no route serves the model \"{}\"", x.fields.model)};
@@ -362,28 +554,68 @@ Task<void> ProxyHandler::forward(Exchange& x, Request& upstream_request) {
   co_await fail(x, last_error);
 }
 
+Task<bool> ProxyHandler::writeBody(Exchange& x, bool chunked, std::string_view piece) {
+  if (piece.empty()) co_return true;
+  x.client.stream.expires_after(std::chrono::milliseconds(x.state->config.timeouts.idle_ms));
+  beast::error_code ec;
+  size_t written = 0;
+  if (chunked) {
+    std::tie(ec, written) = co_await asio::async_write(
+        x.client.stream, bhttp::make_chunk(asio::buffer(piece.data(), piece.size())), kNoThrow);
+  } else {
+    std::tie(ec, written) =
+        co_await asio::async_write(x.client.stream, asio::buffer(piece.data(), piece.size()), kNoThrow);
+  }
+  x.bytes_out += written;
+  co_return !ec;
+}
+
 Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
                                UpstreamParser& parser) {
   const auto& upstream = parser.get();
   const auto idle_timeout = std::chrono::milliseconds(x.state->config.timeouts.idle_ms);
+  x.status = static_cast<int>(upstream.result_int());
 
   enum class Framing { kLength, kChunked, kClose };
   bhttp::response<bhttp::empty_body> head{upstream.result(), x.request.version()};
-  for (const auto& field : upstream) {
-    if (isHopByHop(field.name(), field.name_string()) ||
-        beast::iequals(field.name_string(), "x-request-id")) {
-      continue;
+  const bool body_plugins = x.chain && x.chain->wantsResponseBody();
+  if (x.chain) {
+    auto& stream = *x.stream;
+    fillResponseHeaders(upstream.base(), stream.response_headers);
+    stream.response_code = static_cast<uint32_t>(x.status);
+    auto status = co_await settle(x, x.chain->onResponseHeaders(parser.is_done()));
+    if (co_await answerChain(x, status)) co_return;  // the upstream answer is dropped
+    for (const auto& [name, value] : stream.response_headers) {
+      if (name == ":status") {
+        unsigned code = 0;
+        std::from_chars(value.data(), value.data() + value.size(), code);
+        if (code >= 100 && code <= 599) {
+          head.result(code);
+          x.status = static_cast<int>(code);
+        }
+      } else if (!name.starts_with(':') && name != "x-request-id" &&
+                 !(body_plugins && name == "content-length")) {
+        head.insert(name, value);
+      }
     }
-    head.insert(field.name_string(), field.value());
+  } else {
+    for (const auto& field : upstream) {
+      if (isHopByHop(field.name(), field.name_string()) ||
+          beast::iequals(field.name_string(), "x-request-id")) {
+        continue;
+      }
+      head.insert(field.name_string(), field.value());
+    }
   }
   head.set("x-request-id", x.request_id);
   Framing framing = Framing::kClose;
   const bool no_body = upstream.result() == bhttp::status::no_content ||
                        upstream.result() == bhttp::status::not_modified ||
                        x.request.method() == bhttp::verb::head;
-  if (auto length = parser.content_length(); length || no_body) {
+  const auto length = parser.content_length();
+  if (no_body || (length && !body_plugins)) {
     framing = Framing::kLength;
-    head.content_length(length.value_or(0));
+    head.content_length(no_body ? 0 : *length);
   } else if (x.request.version() >= 11) {
     framing = Framing::kChunked;
     head.chunked(true);
@@ -391,7 +623,6 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
     x.keep_alive = false;
   }
   head.keep_alive(x.keep_alive);
-  x.status = static_cast<int>(upstream.result_int());
 
   bhttp::response_serializer<bhttp::empty_body> serializer{head};
   x.client.stream.expires_after(idle_timeout);
@@ -404,7 +635,28 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
     co_return;
   }
 
+  // Passes a piece through the response-body plugins; false when the stream must end.
+  bool plugins_saw_end = false;
+  auto filter = [&](std::string_view piece, bool end) -> bool {
+    auto& stream = *x.stream;
+    stream.response_body.assign(piece);
+    plugins_saw_end = end;
+    const auto status = x.chain->onResponseBody(end);
+    if (status == wasm::ChainStatus::kPause) {
+      stream.response_body.clear();
+      return true;
+    }
+    if (status != wasm::ChainStatus::kContinue) {
+      // Headers are out: a failure or a late local response can only cut the stream.
+      x.error = status == wasm::ChainStatus::kFailed ? x.chain->failure()
+                                                     : "plugin answered after the response began";
+      return false;
+    }
+    return !stream.close_requested;
+  };
+
   std::array<char, kRelayBufferBytes> buffer;
+  bool complete = true;
   while (!parser.is_done()) {
     parser.get().body().data = buffer.data();
     parser.get().body().size = buffer.size();
@@ -415,27 +667,32 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
     if (ec) {
       // The answer cannot be completed: close the client connection so it sees the truncation.
       x.error = fmt::format("upstream body: {}", ec.message());
-      x.keep_alive = false;
+      complete = false;
       break;
     }
     const size_t got = buffer.size() - parser.get().body().size;
-    if (got == 0) continue;
-    x.client.stream.expires_after(idle_timeout);
-    if (framing == Framing::kChunked) {
-      std::tie(ec, n) = co_await asio::async_write(
-          x.client.stream, bhttp::make_chunk(asio::buffer(buffer.data(), got)), kNoThrow);
-    } else {
-      std::tie(ec, n) =
-          co_await asio::async_write(x.client.stream, asio::buffer(buffer.data(), got), kNoThrow);
+    std::string_view piece(buffer.data(), got);
+    if (body_plugins) {
+      if (got == 0 && !parser.is_done()) continue;
+      if (!filter(piece, parser.is_done())) {
+        complete = false;
+        break;
+      }
+      piece = x.stream->response_body;
     }
-    x.bytes_out += n;
-    if (ec) {
+    if (!co_await writeBody(x, framing == Framing::kChunked, piece)) {
       x.error = "client write failed";
-      x.keep_alive = false;
+      complete = false;
       break;
     }
   }
-  if (parser.is_done() && framing == Framing::kChunked) {
+  if (complete && body_plugins && !plugins_saw_end) {
+    complete = filter({}, true);
+    if (complete) complete = co_await writeBody(x, framing == Framing::kChunked, x.stream->response_body);
+  }
+  if (!complete) {
+    x.keep_alive = false;
+  } else if (framing == Framing::kChunked) {
     std::tie(ec, n) = co_await asio::async_write(x.client.stream, bhttp::make_chunk_last(), kNoThrow);
     x.bytes_out += n;
     if (ec) x.keep_alive = false;

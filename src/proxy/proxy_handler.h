@@ -11,6 +11,8 @@
 #include "proxy/access_log.h"
 #include "proxy/api_error.h"
 #include "proxy/gateway_state.h"
+#include "wasm/plugin_chain.h"
+#include "wasm/plugin_set.h"
 
 namespace sluice::proxy {
 
@@ -24,6 +26,8 @@ class ProxyHandler {
   ProxyHandler(http::UpstreamPool& pool, AccessLog& access_log);
 
   void setState(std::shared_ptr<const GatewayState> state) { state_ = std::move(state); }
+  // This thread's plugin instances (none when the config has no plugins).
+  void setPlugins(const wasm::ThreadPlugins* plugins) { plugins_ = plugins; }
 
   // Answers one request. Returns whether the connection may carry another one.
   http::Task<bool> handle(Request& request, http::ClientConnection& client, bool draining);
@@ -39,13 +43,24 @@ class ProxyHandler {
   http::Task<void> forward(Exchange& x, Request& upstream_request);
   http::Task<void> relay(Exchange& x, http::UpstreamConnection& connection,
                          UpstreamParser& parser);
+  // Writes one piece of a response body in the client's framing; false when the client is gone.
+  static http::Task<bool> writeBody(Exchange& x, bool chunked, std::string_view piece);
   http::Task<void> listModels(Exchange& x);
   http::Task<void> respond(Exchange& x, http::bhttp::status status, std::string body);
   http::Task<void> fail(Exchange& x, ApiError error);
 
+  // Plugin steps: run the request phases, wait out pauses, answer local responses.
+  http::Task<bool> runRequestPlugins(Exchange& x, int route_index);
+  http::Task<wasm::ChainStatus> settle(Exchange& x, wasm::ChainStatus status);
+  http::Task<wasm::HttpCallResponse> performHttpCall(Exchange& x, const wasm::HttpCallRequest& call);
+  http::Task<void> respondLocal(Exchange& x, const wasm::LocalResponse& response);
+  // Answers a kLocalResponse or kFailed chain status; false when there was nothing to answer.
+  http::Task<bool> answerChain(Exchange& x, wasm::ChainStatus status);
+
   http::UpstreamPool& pool_;
   AccessLog& access_log_;
   std::shared_ptr<const GatewayState> state_;
+  const wasm::ThreadPlugins* plugins_ = nullptr;
   std::vector<size_t> next_endpoint_;  // round-robin cursor per provider
   std::vector<size_t> next_token_;     // round-robin cursor per provider
 };

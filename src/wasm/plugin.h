@@ -1,0 +1,215 @@
+#pragma once
+
+// proxy-wasm plugins: a Plugin is a module compiled once per process with its settings; a
+// PluginInstance runs it on one worker thread; StreamData is what one request exposes to the
+// plugins of its chain. Nothing here knows Asio or V8.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "config/config.h"
+#include "wasm/abi.h"
+#include "wasm/header_map.h"
+#include "wasm/wasm_vm.h"
+
+namespace sluice::wasm {
+
+class PluginInstance;
+
+struct LocalResponse {
+  uint32_t status = 200;
+  std::string details;
+  std::string body;
+  HeaderMap headers;
+};
+
+// An HTTP call a plugin asked for with proxy_http_call; the gateway performs it.
+struct HttpCallRequest {
+  PluginInstance* instance = nullptr;
+  uint32_t context_id = 0;
+  uint32_t token = 0;
+  std::string upstream;  // a provider id
+  HeaderMap headers;
+  std::string body;
+  uint32_t timeout_ms = 0;
+};
+
+struct HttpCallResponse {
+  HeaderMap headers;  // with ":status"; empty when the call failed
+  std::string body;
+};
+
+// What a request shows the plugins of its chain; one per request, shared by the chain so
+// that a change by one plugin is seen by the next.
+struct StreamData {
+  HeaderMap request_headers;  // with :method, :path, :authority, :scheme
+  HeaderMap request_trailers;
+  std::string request_body;
+  HeaderMap response_headers;  // with :status
+  HeaderMap response_trailers;
+  std::string response_body;  // the chunk (or buffered chunks) being delivered
+  bool request_body_changed = false;
+  bool response_body_changed = false;
+
+  std::optional<LocalResponse> local_response;
+  std::vector<HttpCallRequest> http_calls;  // issued during the last callback
+  const HttpCallResponse* call_response = nullptr;  // during proxy_on_http_call_response
+  bool continue_requested = false;  // proxy_continue_stream during a callback
+  bool close_requested = false;     // proxy_close_stream
+
+  // Read-only facts for properties.
+  std::string request_id;
+  std::string source_address;
+  uint32_t response_code = 0;
+  // Properties set by the gateway (e.g. ai.*) or by plugins (proxy_set_property).
+  std::unordered_map<std::string, std::string> properties;
+};
+
+// A module compiled once per process, with its settings. Immutable; shared by the threads.
+class Plugin {
+ public:
+  static tl::expected<std::shared_ptr<const Plugin>, std::string> load(
+      WasmEngine& engine, const config::Plugin& settings, std::span<const uint8_t> bytes);
+
+  const config::Plugin& settings() const { return settings_; }
+  const std::shared_ptr<const CompiledModule>& module() const { return module_; }
+  abi::Version version() const { return version_; }
+  bool exports(std::string_view name) const;
+  WasmEngine& engine() const { return engine_; }
+
+ private:
+  Plugin(WasmEngine& engine, config::Plugin settings) : engine_(engine), settings_(std::move(settings)) {}
+
+  WasmEngine& engine_;
+  config::Plugin settings_;
+  std::shared_ptr<const CompiledModule> module_;
+  abi::Version version_ = abi::Version::kUnknown;
+};
+
+// What a thread gives its plugin instances: how to log and how to reach its event loop.
+struct ThreadHooks {
+  std::function<void(abi::LogLevel, std::string_view plugin, std::string_view message)> log;
+  // Runs `task` on the instance's own thread (from any thread).
+  std::function<void(std::function<void()> task)> post;
+};
+
+// The outcome of one callback into a plugin.
+struct CallOutcome {
+  bool ok = true;             // false: trap, deadline or broken instance (see error)
+  uint64_t value = 0;         // the callback's return value (an Action for stream callbacks)
+  std::string error;
+};
+
+// Per-thread watchdog slot: the thread publishes the VM it is running and the deadline;
+// the watchdog thread terminates calls that overrun.
+class Watchdog {
+ public:
+  static Watchdog& instance();
+  struct Slot {
+    std::atomic<WasmVm*> vm{nullptr};
+    std::atomic<int64_t> deadline_ns{0};
+    std::mutex vm_mutex;  // held by the watchdog while it terminates, by owners while destroying
+  };
+  // The slot of the calling thread (registered on first use).
+  Slot& slot();
+
+ private:
+  Watchdog();
+  void run();
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+};
+
+// One plugin running on one worker thread: its VM, its root context and its per-request
+// contexts. Used only by its thread.
+class PluginInstance {
+ public:
+  PluginInstance(std::shared_ptr<const Plugin> plugin, ThreadHooks hooks);
+  ~PluginInstance();
+  PluginInstance(const PluginInstance&) = delete;
+  PluginInstance& operator=(const PluginInstance&) = delete;
+
+  // Builds the VM: instantiate, _initialize/_start, root context, proxy_on_vm_start,
+  // proxy_on_configure. Also used to rebuild after a failure.
+  tl::expected<void, std::string> start();
+
+  // False after a trap or a missed deadline until start() succeeds again.
+  bool healthy() const { return vm_ != nullptr && !broken_; }
+  // Rebuilds a broken instance when its back-off allows; returns healthy().
+  bool ensureHealthy();
+  // Changes whenever the VM is rebuilt: contexts of an older generation are gone.
+  uint64_t generation() const { return generation_; }
+
+  const Plugin& plugin() const { return *plugin_; }
+  const std::string& name() const { return plugin_->settings().name; }
+
+  // A new HTTP context (proxy_on_context_create); 0 when the instance is not healthy.
+  uint32_t createContext();
+  // Calls `function(context, args...)` with `stream` visible to host functions.
+  CallOutcome callStream(std::string_view function, uint32_t context, StreamData& stream,
+                         std::initializer_list<RawVal> args);
+  // proxy_on_done + proxy_on_delete for a context of the current generation.
+  void destroyContext(uint32_t context, StreamData& stream);
+
+  // Delivers an http call answer (proxy_on_http_call_response) to its context.
+  CallOutcome deliverHttpCallResponse(const HttpCallRequest& call, const HttpCallResponse& response,
+                                      StreamData& stream);
+
+  // proxy_on_tick when its period has passed.
+  void tickIfDue(std::chrono::steady_clock::time_point now);
+  // proxy_on_queue_ready on the root context.
+  void queueReady(uint32_t queue_id);
+
+  // Counters for the management API and metrics.
+  struct Stats {
+    uint64_t calls = 0;
+    uint64_t failures = 0;  // traps + deadlines + rebuild failures
+    uint64_t deadline_misses = 0;
+  };
+  const Stats& stats() const { return stats_; }
+
+ private:
+  friend class HostCalls;
+
+  CallOutcome call(std::string_view function, std::initializer_list<RawVal> args);
+  CallOutcome call(std::string_view function, std::span<const RawVal> args);
+  std::vector<HostFunction> hostFunctions();
+  void markBroken(const std::string& why);
+  // Copies `bytes` into guest memory allocated by the guest's allocator and stores the
+  // pointer and size at the guest addresses given; false on failure.
+  abi::Status writeOut(std::string_view bytes, uint32_t ptr_ptr, uint32_t size_ptr);
+
+  std::shared_ptr<const Plugin> plugin_;
+  ThreadHooks hooks_;
+  Watchdog::Slot& watchdog_;
+  std::unique_ptr<WasmVm> vm_;
+  bool broken_ = false;
+  uint64_t generation_ = 0;
+  std::chrono::steady_clock::time_point next_rebuild_{};
+  std::chrono::milliseconds rebuild_backoff_{100};
+
+  uint32_t root_context_ = 1;
+  uint32_t next_context_ = 2;
+  uint32_t effective_context_ = 0;  // the context host calls act on
+  StreamData* stream_ = nullptr;    // the request being served by the running callback
+  uint32_t next_call_token_ = 1;
+  std::string allocator_;           // "malloc" or "proxy_on_memory_allocate"
+
+  uint32_t tick_period_ms_ = 0;
+  std::chrono::steady_clock::time_point next_tick_{};
+  Stats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for posted queue callbacks
+};
+
+}  // namespace sluice::wasm

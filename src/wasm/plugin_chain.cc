@@ -1,0 +1,176 @@
+#include "wasm/plugin_chain.h"
+
+#include <fmt/format.h>
+
+namespace sluice::wasm {
+namespace {
+
+const char* callbackOf(int phase) {
+  static constexpr const char* kNames[] = {"proxy_on_request_headers", "proxy_on_request_body",
+                                           "proxy_on_response_headers", "proxy_on_response_body"};
+  return kNames[phase];
+}
+
+}  // namespace
+
+PluginChain::PluginChain(std::span<PluginInstance* const> plugins, StreamData& stream)
+    : stream_(stream) {
+  entries_.reserve(plugins.size());
+  for (auto* instance : plugins) entries_.push_back(Entry{instance});
+}
+
+PluginChain::~PluginChain() {
+  for (auto& entry : entries_) {
+    if (entry.context != 0 && entry.instance->generation() == entry.generation) {
+      entry.instance->destroyContext(entry.context, stream_);
+    }
+  }
+}
+
+bool PluginChain::wantsRequestBody() const {
+  for (const auto& entry : entries_) {
+    if (entry.instance->plugin().exports("proxy_on_request_body")) return true;
+  }
+  return false;
+}
+
+bool PluginChain::wantsResponseBody() const {
+  for (const auto& entry : entries_) {
+    if (entry.instance->plugin().exports("proxy_on_response_body")) return true;
+  }
+  return false;
+}
+
+bool PluginChain::ready(Entry& entry) {
+  if (entry.context != 0) {
+    return entry.instance->healthy() && entry.instance->generation() == entry.generation;
+  }
+  entry.context = entry.instance->createContext();
+  entry.generation = entry.instance->generation();
+  return entry.context != 0;
+}
+
+ChainStatus PluginChain::fail(Entry& entry, const std::string& why) {
+  if (entry.instance->plugin().settings().failure_policy == config::FailurePolicy::kFailOpen) {
+    entry.skipped = true;
+    return ChainStatus::kContinue;
+  }
+  failure_ = fmt::format("plugin {} failed: {}", entry.instance->name(), why);
+  return ChainStatus::kFailed;
+}
+
+ChainStatus PluginChain::run(Phase phase, size_t from, size_t to) {
+  phase_ = phase;
+  const auto callback = callbackOf(static_cast<int>(phase));
+  for (size_t i = from; i < to && i < entries_.size(); ++i) {
+    auto& entry = entries_[i];
+    if (entry.skipped || !entry.instance->plugin().exports(callback)) continue;
+    if (!ready(entry)) {
+      if (fail(entry, "the instance is down") == ChainStatus::kFailed) return ChainStatus::kFailed;
+      continue;
+    }
+    uint64_t size = 0;
+    switch (phase) {
+      case Phase::kRequestHeaders: size = stream_.request_headers.size(); break;
+      case Phase::kRequestBody: size = stream_.request_body.size(); break;
+      case Phase::kResponseHeaders: size = stream_.response_headers.size(); break;
+      case Phase::kResponseBody: size = stream_.response_body.size(); break;
+    }
+    stream_.continue_requested = false;
+    auto outcome =
+        entry.instance->callStream(callback, entry.context, stream_, {size, end_of_stream_ ? 1u : 0u});
+    if (!outcome.ok) {
+      stream_.http_calls.clear();
+      stream_.local_response.reset();
+      if (fail(entry, outcome.error) == ChainStatus::kFailed) return ChainStatus::kFailed;
+      continue;
+    }
+    if (stream_.local_response) return ChainStatus::kLocalResponse;
+    if (outcome.value == static_cast<uint64_t>(abi::Action::kPause)) {
+      if (!stream_.http_calls.empty()) {
+        paused_at_ = i;
+        return ChainStatus::kPause;
+      }
+      if (phase == Phase::kResponseBody && !end_of_stream_) {
+        body_paused_at_ = i;  // the plugin wants more of the body before it decides
+        held_body_ = std::move(stream_.response_body);
+        stream_.response_body.clear();
+        return ChainStatus::kPause;
+      }
+      // A pause with nothing to wait for cannot be resumed: treat it as continue.
+    }
+  }
+  return ChainStatus::kContinue;
+}
+
+ChainStatus PluginChain::onRequestHeaders(bool end_of_stream) {
+  end_of_stream_ = end_of_stream;
+  return run(Phase::kRequestHeaders, 0, entries_.size());
+}
+
+ChainStatus PluginChain::onRequestBody() {
+  end_of_stream_ = true;
+  return run(Phase::kRequestBody, 0, entries_.size());
+}
+
+ChainStatus PluginChain::onResponseHeaders(bool end_of_stream) {
+  end_of_stream_ = end_of_stream;
+  return run(Phase::kResponseHeaders, 0, entries_.size());
+}
+
+ChainStatus PluginChain::onResponseBody(bool end_of_stream) {
+  end_of_stream_ = end_of_stream;
+  if (body_paused_at_ == SIZE_MAX) return run(Phase::kResponseBody, 0, entries_.size());
+  // The new chunk first passes the plugins before the one that holds the body back.
+  const size_t holder = body_paused_at_;
+  if (auto status = run(Phase::kResponseBody, 0, holder); status != ChainStatus::kContinue) {
+    return status;
+  }
+  const auto limit = entries_[holder].instance->plugin().settings().limits.max_body_bytes;
+  held_body_ += stream_.response_body;
+  stream_.response_body = std::move(held_body_);
+  held_body_.clear();
+  body_paused_at_ = SIZE_MAX;
+  if (stream_.response_body.size() > limit) end_of_stream_ = true;  // bounded: no more holding
+  return run(Phase::kResponseBody, holder, entries_.size());
+}
+
+void PluginChain::deliver(const HttpCallRequest& call, const HttpCallResponse& response) {
+  if (call.instance == nullptr) return;
+  for (auto& entry : entries_) {
+    if (entry.instance == call.instance && entry.context == call.context_id &&
+        entry.generation == entry.instance->generation()) {
+      auto outcome = call.instance->deliverHttpCallResponse(call, response, stream_);
+      if (!outcome.ok) {
+        if (fail(entry, outcome.error) == ChainStatus::kFailed) stream_.close_requested = true;
+        stream_.continue_requested = true;
+      }
+      return;
+    }
+  }
+}
+
+ChainStatus PluginChain::resume() {
+  if (!failure_.empty()) return ChainStatus::kFailed;
+  if (stream_.local_response) return ChainStatus::kLocalResponse;
+  if (!stream_.http_calls.empty()) return ChainStatus::kPause;
+  if (!stream_.continue_requested) {
+    failure_ = fmt::format("plugin {} paused the request and did not resume it",
+                           entries_[paused_at_].instance->name());
+    return ChainStatus::kFailed;
+  }
+  return run(phase_, paused_at_ + 1, entries_.size());
+}
+
+void PluginChain::onLog() {
+  if (logged_) return;
+  logged_ = true;
+  for (auto& entry : entries_) {
+    if (entry.context != 0 && !entry.skipped && entry.instance->healthy() &&
+        entry.instance->generation() == entry.generation) {
+      entry.instance->callStream("proxy_on_log", entry.context, stream_, {});
+    }
+  }
+}
+
+}  // namespace sluice::wasm

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "wasm/plugin.h"
+
+namespace sluice::wasm {
+
+enum class ChainStatus {
+  kContinue,       // go on with the request
+  kPause,          // perform stream.http_calls, deliver the answers, then resume()
+  kLocalResponse,  // answer with stream.local_response
+  kFailed,         // a fail-closed plugin failed: answer 503 (failure() says why)
+};
+
+// The plugins of one request, run in order on its StreamData. A change made by one plugin
+// is what the next one sees. Owned by the request; lives on its worker thread.
+class PluginChain {
+ public:
+  PluginChain(std::span<PluginInstance* const> plugins, StreamData& stream);
+  ~PluginChain();
+  PluginChain(const PluginChain&) = delete;
+  PluginChain& operator=(const PluginChain&) = delete;
+
+  bool empty() const { return entries_.empty(); }
+  bool wantsRequestBody() const;
+  bool wantsResponseBody() const;
+
+  ChainStatus onRequestHeaders(bool end_of_stream);
+  ChainStatus onRequestBody();  // the whole body, in stream.request_body
+  ChainStatus onResponseHeaders(bool end_of_stream);
+  // stream.response_body holds the next chunk; on kContinue it holds what to send (maybe
+  // more than one chunk, when a plugin had paused to buffer). kPause: hold it back.
+  ChainStatus onResponseBody(bool end_of_stream);
+  // After a kPause with http calls: every answer delivered with deliver().
+  void deliver(const HttpCallRequest& call, const HttpCallResponse& response);
+  ChainStatus resume();
+  // proxy_on_log on every context (the request is finished).
+  void onLog();
+
+  const std::string& failure() const { return failure_; }
+
+ private:
+  enum class Phase { kRequestHeaders, kRequestBody, kResponseHeaders, kResponseBody };
+  struct Entry {
+    PluginInstance* instance;
+    uint32_t context = 0;
+    uint64_t generation = 0;
+    bool skipped = false;  // failed with fail_open
+  };
+
+  ChainStatus run(Phase phase, size_t from, size_t to);
+  ChainStatus fail(Entry& entry, const std::string& why);
+  // Creates the context on first use; false when the instance is down.
+  bool ready(Entry& entry);
+
+  std::vector<Entry> entries_;
+  StreamData& stream_;
+  Phase phase_ = Phase::kRequestHeaders;
+  bool end_of_stream_ = false;
+  size_t paused_at_ = 0;
+  size_t body_paused_at_ = SIZE_MAX;  // response body held back by this plugin
+  std::string held_body_;
+  std::string failure_;
+  bool logged_ = false;
+};
+
+}  // namespace sluice::wasm
