@@ -64,8 +64,9 @@ uint32_t u32(RawVal value) { return static_cast<uint32_t>(value); }
 // Watchdog
 
 Watchdog& Watchdog::instance() {
-  static Watchdog watchdog;
-  return watchdog;
+  // Never destroyed: its thread runs until the process ends, also during static destruction.
+  static auto* watchdog = new Watchdog;
+  return *watchdog;
 }
 
 Watchdog::Watchdog() {
@@ -952,14 +953,24 @@ uint32_t PluginInstance::createContext() {
 
 CallOutcome PluginInstance::callStream(std::string_view function, uint32_t context,
                                        StreamData& stream, std::initializer_list<RawVal> args) {
-  std::array<RawVal, 8> full{};
+  std::array<RawVal, 12> full{};
   full[0] = context;
   std::copy(args.begin(), args.end(), full.begin() + 1);
-  stream_ = &stream;
   effective_context_ = context;
-  auto outcome = call(function, std::span<const RawVal>(full.data(), args.size() + 1));
+  return callExport(function, &stream, std::span<const RawVal>(full.data(), args.size() + 1));
+}
+
+CallOutcome PluginInstance::callExport(std::string_view function, StreamData* stream,
+                                       std::span<const RawVal> args) {
+  stream_ = stream;
+  auto outcome = call(function, args);
   stream_ = nullptr;
   return outcome;
+}
+
+std::optional<std::span<uint8_t>> PluginInstance::guestMemory(uint64_t offset, uint64_t size) {
+  if (!vm_) return std::nullopt;
+  return vm_->memory(offset, size);
 }
 
 void PluginInstance::destroyContext(uint32_t context, StreamData& stream) {

@@ -159,6 +159,12 @@ class PluginInstance {
   // Calls `function(context, args...)` with `stream` visible to host functions.
   CallOutcome callStream(std::string_view function, uint32_t context, StreamData& stream,
                          std::initializer_list<RawVal> args);
+  // Calls any export with `stream` visible to host functions (tests drive host calls so).
+  CallOutcome callExport(std::string_view function, StreamData* stream,
+                         std::span<const RawVal> args);
+  // Bounds-checked view of the guest's memory (nullopt outside it or when down).
+  std::optional<std::span<uint8_t>> guestMemory(uint64_t offset, uint64_t size);
+
   // proxy_on_done + proxy_on_delete for a context of the current generation.
   void destroyContext(uint32_t context, StreamData& stream);
 

@@ -6,9 +6,10 @@
 #include <v8.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <unordered_map>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -27,14 +28,14 @@ namespace {
 // - `--no-expose-wasm` cannot be used: instances are created through WebAssembly.Instance.
 // What we change: nothing JS-related runs in these isolates, so its optimising tiers stay
 // out of the way.
-constexpr char kV8Flags[] = "--no-opt --no-sparkplug";
+constexpr char kV8Flags[] = "";
 
 // Heap for the JS side of a VM (wrappers, BigInts, exceptions); linear memory is outside it.
 constexpr size_t kMaxHeapBytes = 64u << 20;
 // Stack the guest may use; V8 throws RangeError (a trap) past it.
 constexpr size_t kGuestStackBytes = 984u << 10;  // V8's default --stack-size
 // Host functions and exports take their arguments in a fixed array up to this count.
-constexpr size_t kInlineArgs = 16;
+constexpr size_t kInlineArgs = 8;
 // Foreground tasks V8 posts to an isolate (GC, wasm code logging) run when we pump its
 // message loop; once every this many top-level calls keeps the queue short at no cost.
 constexpr uint32_t kPumpEveryCalls = 256;
@@ -80,6 +81,8 @@ class V8Process {
  private:
   V8Process() {
     v8::V8::SetFlagsFromString(kV8Flags);
+    // For experiments and for operators who know V8 (e.g. "--no-liftoff"), without a rebuild.
+    if (const char* extra = std::getenv("SLUICE_V8_FLAGS")) v8::V8::SetFlagsFromString(extra);
     platform_ = v8::platform::NewDefaultPlatform();
     v8::V8::InitializePlatform(platform_.get());
     // Out-of-bounds memory accesses are caught by V8's signal handler on guard pages
@@ -117,20 +120,27 @@ v8::Local<v8::String> v8String(v8::Isolate* isolate, std::string_view text) {
       .ToLocalChecked();
 }
 
-// "RuntimeError: unreachable (in $trap_now)": the exception and the function it came from.
+// "RuntimeError: unreachable (in trap_now)": the exception, and the function it came from
+// (from the error's stack, which names wasm functions from the module's name section).
 std::string describeException(v8::Isolate* isolate, const v8::TryCatch& caught) {
   if (!caught.HasCaught()) return "unknown error";
-  v8::TryCatch nested(isolate);  // ToString may throw in turn
+  v8::TryCatch nested(isolate);  // converting to a string may throw in turn
   v8::Local<v8::Value> exception = caught.Exception();
   v8::String::Utf8Value text(isolate, exception);
   std::string message = *text != nullptr ? std::string(*text, text.length()) : "exception";
-  v8::Local<v8::StackTrace> trace = v8::Exception::GetStackTrace(exception);
-  if (!trace.IsEmpty() && trace->GetFrameCount() > 0) {
-    v8::String::Utf8Value function(isolate, trace->GetFrame(isolate, 0)->GetFunctionName());
-    if (*function != nullptr && function.length() > 0) {
-      message += " (in " + std::string(*function, function.length()) + ")";
-    }
+  v8::Local<v8::Value> stack;
+  if (!caught.StackTrace(isolate->GetCurrentContext()).ToLocal(&stack) || !stack->IsString()) {
+    return message;
   }
+  v8::String::Utf8Value stack_text(isolate, stack);
+  if (*stack_text == nullptr) return message;
+  const std::string_view trace(*stack_text, stack_text.length());
+  constexpr std::string_view kFrame = "\n    at ";
+  const size_t at = trace.find(kFrame);
+  if (at == std::string_view::npos) return message;
+  std::string_view frame = trace.substr(at + kFrame.size());
+  frame = frame.substr(0, std::min(frame.find('\n'), frame.find(" (")));
+  if (!frame.empty()) message += " (in " + std::string(frame) + ")";
   return message;
 }
 
@@ -220,25 +230,69 @@ class V8CompiledModule final : public CompiledModule {
   std::vector<std::string> function_exports_;
 };
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+// Exported functions by name, looked up on every call: open addressing over a power-of-two
+// table, because std::unordered_map's division by a prime bucket count alone cost a tenth of
+// a trivial call. Built once per instance.
+template <typename T>
+class NameTable {
+ public:
+  void assign(std::vector<std::pair<std::string, T>> entries) {
+    entries_ = std::move(entries);
+    size_t size = 8;
+    while (size < entries_.size() * 2) size *= 2;
+    slots_.assign(size, 0);
+    mask_ = size - 1;
+    for (uint32_t i = 0; i < entries_.size(); ++i) {
+      size_t slot = hash(entries_[i].first) & mask_;
+      while (slots_[slot] != 0) slot = (slot + 1) & mask_;
+      slots_[slot] = i + 1;
+    }
+  }
+
+  T* find(std::string_view name) {
+    if (entries_.empty()) return nullptr;
+    for (size_t slot = hash(name) & mask_;; slot = (slot + 1) & mask_) {
+      const uint32_t entry = slots_[slot];
+      if (entry == 0) return nullptr;
+      if (entries_[entry - 1].first == name) return &entries_[entry - 1].second;
+    }
+  }
+
+  const T* find(std::string_view name) const { return const_cast<NameTable*>(this)->find(name); }
+
+  void clear() {
+    entries_.clear();
+    slots_.clear();
+  }
+
+ private:
+  static size_t hash(std::string_view name) { return std::hash<std::string_view>{}(name); }
+
+  std::vector<std::pair<std::string, T>> entries_;
+  std::vector<uint32_t> slots_;  // index into entries_ plus one; 0 is empty
+  size_t mask_ = 0;
 };
 
 class V8Vm final : public WasmVm {
  public:
   V8Vm()
       : allocator_(v8::ArrayBuffer::Allocator::NewDefaultAllocator()),
-        isolate_(V8Process::get().newIsolate(allocator_.get())) {
+        isolate_(V8Process::get().newIsolate(allocator_.get())),
+        home_thread_(std::this_thread::get_id()) {
     v8::Isolate::Scope isolate_scope(isolate_);
     v8::HandleScope handle_scope(isolate_);
     context_.Reset(isolate_, v8::Context::New(isolate_));
   }
 
   ~V8Vm() override {
-    {
-      std::lock_guard lock(run_mutex_);
-      disposed_ = true;
+    while (terminators_.load() != 0) std::this_thread::yield();
+    if (entered_here_ == this && v8::Isolate::TryGetCurrent() == isolate_) leaveEntered();
+    if (stays_entered_) {
+      // Entered on another thread, or under another isolate: exiting from here would corrupt
+      // V8's per-thread state and disposing it would abort. Leaking is the safe way out.
+      spdlog::critical("wasm VM destroyed away from the thread that uses it; its isolate leaks");
+      allocator_.release();
+      return;
     }
     // Every handle goes before the isolate it points into.
     exports_.clear();
@@ -255,7 +309,7 @@ class V8Vm final : public WasmVm {
                                               const std::vector<HostFunction>& imports) override;
 
   bool hasExport(std::string_view name) const override {
-    return exports_.find(name) != exports_.end();
+    return exports_.find(name) != nullptr;
   }
 
   CallResult call(std::string_view name, std::span<const RawVal> args) override;
@@ -271,11 +325,16 @@ class V8Vm final : public WasmVm {
     return memory_size_;
   }
 
+  // With leaveRunning(), a Dekker-style handshake without a lock on the call path: either
+  // this sees running_ false and leaves the isolate alone, or the call's end sees
+  // terminators_ > 0, waits for it, and cancels the termination it requested.
   void terminate() override {
-    std::lock_guard lock(run_mutex_);
-    if (!running_ || disposed_) return;
-    terminate_requested_ = true;
-    isolate_->TerminateExecution();
+    terminators_.fetch_add(1);
+    if (running_.load()) {
+      terminate_requested_.store(true);
+      isolate_->TerminateExecution();
+    }
+    terminators_.fetch_sub(1);
   }
 
  private:
@@ -292,32 +351,19 @@ class V8Vm final : public WasmVm {
     std::string unsupported;  // why it cannot be called from the host, if it cannot
   };
 
-  // Marks the VM as running guest code for terminate(), and keeps a host trap raised in a
-  // nested call from leaking into the call around it. On leaving the outermost call it
-  // clears any termination, so a terminate() that lost the race with the call's end does not
-  // hit the next call.
+  // Brackets guest code: the outermost one marks the VM running for terminate(), and every
+  // one keeps a host trap raised in a nested call from leaking into the call around it.
   class RunScope {
    public:
     explicit RunScope(V8Vm& vm) : vm_(vm), outer_host_trap_(vm.host_trapped_) {
       vm_.host_trapped_ = false;
-      if (vm_.depth_++ == 0) {
-        std::lock_guard lock(vm_.run_mutex_);
-        vm_.running_ = true;
-      }
+      // Release is enough here: only the call's end needs the full fence (leaveRunning).
+      if (vm_.depth_++ == 0) vm_.running_.store(true, std::memory_order_release);
     }
     ~RunScope() {
       vm_.memory_stale_ = true;
       vm_.host_trapped_ = outer_host_trap_;
-      if (--vm_.depth_ != 0) return;
-      {
-        std::lock_guard lock(vm_.run_mutex_);
-        vm_.running_ = false;
-        if (vm_.terminate_requested_ || vm_.isolate_->IsExecutionTerminating()) {
-          vm_.isolate_->CancelTerminateExecution();
-          vm_.terminate_requested_ = false;
-        }
-      }
-      if (++vm_.calls_since_pump_ >= kPumpEveryCalls) vm_.pumpMessageLoop();
+      if (--vm_.depth_ == 0) vm_.leaveRunning();
     }
     RunScope(const RunScope&) = delete;
     RunScope& operator=(const RunScope&) = delete;
@@ -327,6 +373,42 @@ class V8Vm final : public WasmVm {
     bool outer_host_trap_;
   };
 
+  // Clears a termination requested during the call, or racing with its end, so that it
+  // cannot hit the next call.
+  void leaveRunning() {
+    running_.store(false);
+    while (terminators_.load() != 0) std::this_thread::yield();
+    if (terminate_requested_.load()) {
+      terminate_requested_.store(false);
+      isolate_->CancelTerminateExecution();
+    }
+    if (++calls_since_pump_ >= kPumpEveryCalls) pumpMessageLoop();
+  }
+
+  // Entering an isolate that is not the thread's current one costs about 70 ns (V8 locks its
+  // thread table and allocates an entry), a third of a trivial call. So the isolate stays
+  // entered on its thread between calls until another VM of the thread needs the thread;
+  // each call's Isolate::Scope then only bumps a counter.
+  void stayEntered() {
+    if (entered_here_ == this) return;
+    v8::Isolate* current = v8::Isolate::TryGetCurrent();
+    if (entered_here_ != nullptr && entered_here_->depth_ == 0 &&
+        current == entered_here_->isolate_) {
+      entered_here_->leaveEntered();
+      current = v8::Isolate::TryGetCurrent();
+    }
+    if (current != nullptr) return;  // another isolate is entered above: use plain scopes
+    isolate_->Enter();
+    stays_entered_ = true;
+    entered_here_ = this;
+  }
+
+  void leaveEntered() {
+    isolate_->Exit();
+    stays_entered_ = false;
+    entered_here_ = nullptr;
+  }
+
   static void hostCallback(const v8::FunctionCallbackInfo<v8::Value>& info);
 
   // Turns the outcome of a guest call (or of instantiation) into a CallResult.
@@ -335,7 +417,7 @@ class V8Vm final : public WasmVm {
     if (host_trapped_) {
       result.status = CallStatus::kTrap;
       result.message = host_trap_message_;
-    } else if (caught.HasTerminated() || isolate_->IsExecutionTerminating()) {
+    } else if (caught.HasTerminated() || (failed && isolate_->IsExecutionTerminating())) {
       result.status = CallStatus::kTerminated;
       result.message = "terminated: the call ran past its deadline";
     } else if (failed) {
@@ -366,12 +448,17 @@ class V8Vm final : public WasmVm {
   tl::expected<v8::Local<v8::Object>, std::string> newMemory(v8::Local<v8::Context> context,
                                                              const ModuleImport& import);
 
+  // The VM whose isolate this thread keeps entered between calls, if any.
+  static thread_local V8Vm* entered_here_;
+
   std::unique_ptr<v8::ArrayBuffer::Allocator> allocator_;
   v8::Isolate* isolate_;
+  const std::thread::id home_thread_;
+  bool stays_entered_ = false;
   v8::Global<v8::Context> context_;
   std::shared_ptr<const V8CompiledModule> module_;
   std::vector<std::unique_ptr<HostBinding>> bindings_;
-  std::unordered_map<std::string, ExportSlot, StringHash, std::equal_to<>> exports_;
+  NameTable<ExportSlot> exports_;
   v8::Global<v8::Object> instance_;
   v8::Global<v8::Object> memory_object_;  // a WebAssembly.Memory
 
@@ -385,12 +472,13 @@ class V8Vm final : public WasmVm {
   std::string host_trap_message_;
   uint32_t calls_since_pump_ = 0;
 
-  // Shared with terminate() on the watchdog's thread.
-  std::mutex run_mutex_;
-  bool running_ = false;
-  bool terminate_requested_ = false;
-  bool disposed_ = false;
+  // Shared with terminate() on the watchdog's thread (sequentially consistent).
+  std::atomic<bool> running_ = false;
+  std::atomic<int> terminators_ = 0;
+  std::atomic<bool> terminate_requested_ = false;
 };
+
+thread_local V8Vm* V8Vm::entered_here_ = nullptr;
 
 void V8Vm::hostCallback(const v8::FunctionCallbackInfo<v8::Value>& info) {
   auto* binding = static_cast<HostBinding*>(info.Data().As<v8::External>()->Value());
@@ -475,7 +563,8 @@ tl::expected<v8::Local<v8::Object>, std::string> V8Vm::newMemory(v8::Local<v8::C
   v8::TryCatch caught(isolate_);
   v8::Local<v8::Value> argv[] = {descriptor};
   v8::Local<v8::Object> memory;
-  if (!constructor.As<v8::Function>()->NewInstance(context, 1, argv).ToLocal(&memory)) {
+  if (!constructor.As<v8::Function>()->NewInstance(context, 1, argv).ToLocal(&memory) ||
+      caught.HasCaught()) {
     return tl::unexpected("cannot create " + what + ": " + describeException(isolate_, caught));
   }
   return memory;
@@ -492,6 +581,7 @@ tl::expected<void, std::string> V8Vm::instantiate(std::shared_ptr<const Compiled
   v8::HandleScope handle_scope(isolate_);
   v8::Local<v8::Context> context = context_.Get(isolate_);
   v8::Context::Scope context_scope(context);
+  v8::TryCatch unexpected(isolate_);  // nothing V8 throws here goes to stderr
 
   // The import object: {module: {name: function or memory}}, checked against what the guest
   // declares so that a signature mismatch is an error here rather than a silent coercion.
@@ -589,8 +679,11 @@ tl::expected<void, std::string> V8Vm::instantiate(std::shared_ptr<const Compiled
     RunScope run(*this);
     v8::TryCatch caught(isolate_);
     v8::Local<v8::Value> argv[] = {module_object, import_object};
+    // Test HasCaught() too: when the start function traps, V8 10.2 returns the receiver the
+    // construct call allocated along with the exception.
     const bool failed =
-        !instance_constructor.As<v8::Function>()->NewInstance(context, 2, argv).ToLocal(&instance);
+        !instance_constructor.As<v8::Function>()->NewInstance(context, 2, argv).ToLocal(&instance) ||
+        caught.HasCaught();
     CallResult result = outcome(caught, failed);
     if (result.status != CallStatus::kOk) {
       bindings_.clear();
@@ -605,6 +698,7 @@ tl::expected<void, std::string> V8Vm::instantiate(std::shared_ptr<const Compiled
   }
   v8::Local<v8::Object> exports = exports_value.As<v8::Object>();
   v8::Local<v8::Object> exported_memory;
+  std::vector<std::pair<std::string, ExportSlot>> functions;
   for (const ModuleExport& entry : info.exports) {
     if (entry.kind != ExternalKind::kFunction && entry.kind != ExternalKind::kMemory) continue;
     v8::Local<v8::Value> value;
@@ -630,8 +724,9 @@ tl::expected<void, std::string> V8Vm::instantiate(std::shared_ptr<const Compiled
       slot.params = std::move(*params);
       if (!results->empty()) slot.result = (*results)[0];
     }
-    exports_.insert_or_assign(entry.name, std::move(slot));
+    functions.emplace_back(entry.name, std::move(slot));
   }
+  exports_.assign(std::move(functions));
   v8::Local<v8::Object> memory = exported_memory.IsEmpty() ? imported_memory : exported_memory;
   if (!memory.IsEmpty()) memory_object_.Reset(isolate_, memory);
   instance_.Reset(isolate_, instance);
@@ -641,16 +736,24 @@ tl::expected<void, std::string> V8Vm::instantiate(std::shared_ptr<const Compiled
 }
 
 CallResult V8Vm::call(std::string_view name, std::span<const RawVal> args) {
-  auto found = exports_.find(name);
-  if (found == exports_.end()) {
+  ExportSlot* found = exports_.find(name);
+  if (found == nullptr) {
     return {CallStatus::kMissing, std::nullopt, "no exported function " + std::string(name)};
   }
-  ExportSlot& slot = found->second;
+  ExportSlot& slot = *found;
   if (!slot.unsupported.empty()) return {CallStatus::kMissing, std::nullopt, slot.unsupported};
   if (args.size() != slot.params.size()) {
     return {CallStatus::kMissing, std::nullopt,
             "export " + std::string(name) + " takes " + std::to_string(slot.params.size()) +
                 " arguments, not " + std::to_string(args.size())};
+  }
+
+  if (depth_ == 0) {
+    if (std::this_thread::get_id() != home_thread_) {
+      return {CallStatus::kTrap, std::nullopt,
+              "the VM was called on a thread other than the one that created it"};
+    }
+    stayEntered();
   }
 
   v8::Isolate::Scope isolate_scope(isolate_);
@@ -673,7 +776,8 @@ CallResult V8Vm::call(std::string_view name, std::span<const RawVal> args) {
   const bool failed = !slot.function.Get(isolate_)
                            ->Call(context, v8::Undefined(isolate_),
                                   static_cast<int>(args.size()), argv)
-                           .ToLocal(&returned);
+                           .ToLocal(&returned) ||
+                      caught.HasCaught();
   CallResult result = outcome(caught, failed);
   if (result.status == CallStatus::kOk && slot.result) result.value = fromV8(returned, *slot.result);
   return result;
@@ -720,7 +824,10 @@ tl::expected<std::shared_ptr<const CompiledModule>, std::string> V8Engine::compi
     if (v8::WasmModuleObject::Compile(isolate, {capped->data(), capped->size()}).ToLocal(&module)) {
       compiled.emplace(module->GetCompiledModule());
     } else {
-      error = "invalid module: " + describeException(isolate, caught);
+      error = describeException(isolate, caught);
+      constexpr std::string_view kPrefix = "CompileError: WasmModuleObject::Compile(): ";
+      if (error.starts_with(kPrefix)) error.erase(0, kPrefix.size());
+      error = "invalid module: " + error;
     }
   }
   process.disposeIsolate(isolate);

@@ -1,0 +1,5 @@
+;; Its start function traps, so instantiation fails.
+(module
+  (func $start unreachable)
+  (start $start)
+)
