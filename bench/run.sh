@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# First overhead figure: non-streaming chat completions through sluice, through nginx
-# (proxy_pass with upstream keep-alive, proxy_buffering off) and direct to the mock, all in
-# one run on this machine. Usage: bench/run.sh [duration_s] [connections] [threads]
+# Non-streaming chat completions through sluice, through nginx (proxy_pass with upstream
+# keep-alive, proxy_buffering off) and direct to the mock; then sluice with 0, 1 (no-op) and 3
+# example plugins. All in one run on this machine, so every ratio compares figures taken
+# side by side. Usage: bench/run.sh [duration_s] [connections] [threads]
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${SLUICE_BIN:-$REPO/build/sluice}"
@@ -27,11 +28,17 @@ wait_port() {
   exit 1
 }
 
-MOCK_PORT=$(free_port); GW_PORT=$(free_port); NGINX_PORT=$(free_port)
+BUILD="$(dirname "$BIN")"
+MOCK_PORT=$(free_port); NGINX_PORT=$(free_port)
 "$BIN" mock --listen "127.0.0.1:$MOCK_PORT" --threads 1 >"$WORK/mock.log" 2>&1 &
 PIDS+=($!)
-cat >"$WORK/sluice.yaml" <<YAML
-listen: 127.0.0.1:$GW_PORT
+
+# start_gateway NAME PLUGINS_YAML → prints the port of a new sluice with that plugin list.
+start_gateway() {
+  local port
+  port=$(free_port)
+  cat >"$WORK/$1.yaml" <<YAML
+listen: 127.0.0.1:$port
 threads: $THREADS
 access_log: "off"
 log_level: warn
@@ -39,9 +46,13 @@ providers:
   - {id: mock, type: openai, endpoints: ["http://127.0.0.1:$MOCK_PORT"]}
 routes:
   - {models: ["*"], provider: mock}
+$2
 YAML
-"$BIN" run --config "$WORK/sluice.yaml" >"$WORK/sluice.log" 2>&1 &
-PIDS+=($!)
+  "$BIN" run --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
+  PIDS+=($!)
+  echo "$port"
+}
+GW_PORT=$(start_gateway sluice "")
 cat >"$WORK/nginx.conf" <<NGINX
 worker_processes $THREADS;
 daemon off;
@@ -69,7 +80,7 @@ wait_port "$MOCK_PORT"; wait_port "$GW_PORT"; wait_port "$NGINX_PORT"
 measure() {  # name port → "rps p50_ms p99_ms"
   local out
   out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$REPO/bench/post_chat.lua" \
-    "http://127.0.0.1:$2/v1/chat/completions")
+    -H "authorization: Bearer bench-key" "http://127.0.0.1:$2/v1/chat/completions")
   local rps p50 p99
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -86,3 +97,28 @@ measure nginx "$NGINX_PORT"
 measure sluice "$GW_PORT"
 awk -v s="$(cat "$WORK/sluice.rps")" -v n="$(cat "$WORK/nginx.rps")" -v d="$(cat "$WORK/direct.rps")" \
   'BEGIN { printf "sluice/nginx throughput: %.2f   sluice/direct: %.2f   nginx/direct: %.2f\n", s/n, s/d, n/d }'
+
+# Plugins: the same load with a no-op plugin, then with auth + logging + ratelimit chained.
+NOOP="$BUILD/tests/wasm/noop.wasm"
+PLUGINS="$BUILD/plugins"
+if [[ -f "$NOOP" && -f "$PLUGINS/auth.wasm" ]]; then
+  NOOP_PORT=$(start_gateway noop "plugins:
+  - {name: noop, path: $NOOP}")
+  THREE_PORT=$(start_gateway three "plugins:
+  - {name: auth, path: $PLUGINS/auth.wasm, config: {keys: [bench-key]}, expose_credentials: true}
+  - {name: logging, path: $PLUGINS/logging.wasm}
+  - {name: ratelimit, path: $PLUGINS/ratelimit.wasm, config: {requests_per_minute: 100000000, header: authorization}, expose_credentials: true}")
+  wait_port "$NOOP_PORT"; wait_port "$THREE_PORT"
+  echo
+  printf '%-8s %12s %10s %10s\n' plugins "req/s" p50 p99
+  measure 0 "$GW_PORT"
+  measure 1-noop "$NOOP_PORT"
+  measure 3-examples "$THREE_PORT"
+  awk -v z="$(cat "$WORK/0.rps")" -v one="$(cat "$WORK/1-noop.rps")" -v three="$(cat "$WORK/3-examples.rps")" \
+    -v t="$THREADS" 'BEGIN {
+      printf "throughput with 1 no-op plugin: %.2f of none (+%.1f us per request and thread)\n", one/z, (t/one - t/z)*1e6
+      printf "throughput with 3 example plugins: %.2f of none (+%.1f us per request and thread)\n", three/z, (t/three - t/z)*1e6
+    }'
+else
+  echo "plugins: skipped (build the wasm modules first: make build)"
+fi

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 
 namespace sluice::wasm {
 namespace {
@@ -21,8 +20,8 @@ enum SectionId : uint8_t {
 
 std::string_view sectionName(uint8_t id) {
   static constexpr std::array<std::string_view, 14> kNames = {
-      "custom", "type",    "import", "function", "table", "memory",     "global",
-      "export", "start",   "element", "code",    "data",  "data count", "tag"};
+      "custom", "type",  "import",  "function", "table", "memory",     "global",
+      "export", "start", "element", "code",     "data",  "data count", "tag"};
   return id < kNames.size() ? kNames[id] : "unknown";
 }
 
@@ -45,8 +44,8 @@ class Reader {
   size_t remaining() const { return end_ - pos_; }
   const std::string& error() const { return error_; }
 
-  void fail(std::string message) { failAt(pos_, std::move(message)); }
-  void failAt(size_t offset, std::string message) {
+  void fail(const std::string& message) { failAt(pos_, message); }
+  void failAt(size_t offset, const std::string& message) {
     if (error_.empty()) error_ = "at byte " + std::to_string(offset) + ": " + message;
   }
 
@@ -221,17 +220,15 @@ std::optional<std::string> checkHeader(std::span<const uint8_t> bytes) {
     return "not a WebAssembly module: it does not start with \"\\0asm\"";
   }
   if (!std::equal(kVersion.begin(), kVersion.end(), bytes.begin() + 4)) {
-    const uint32_t version =
-        bytes[4] | (uint32_t(bytes[5]) << 8) | (uint32_t(bytes[6]) << 16) | (uint32_t(bytes[7]) << 24);
-    return "unsupported WebAssembly binary version " + std::to_string(version) +
-           " (expected 1)";
+    const uint32_t version = bytes[4] | (uint32_t(bytes[5]) << 8) | (uint32_t(bytes[6]) << 16) |
+                             (uint32_t(bytes[7]) << 24);
+    return "unsupported WebAssembly binary version " + std::to_string(version) + " (expected 1)";
   }
   return std::nullopt;
 }
 
 // Splits the module into sections, checking each one fits.
-tl::expected<std::vector<ModuleSection>, std::string> readSections(
-    std::span<const uint8_t> bytes) {
+tl::expected<std::vector<ModuleSection>, std::string> readSections(std::span<const uint8_t> bytes) {
   if (auto error = checkHeader(bytes)) return tl::unexpected(std::move(*error));
   std::vector<ModuleSection> sections;
   Reader r(bytes, 8, bytes.size());
@@ -246,10 +243,10 @@ tl::expected<std::vector<ModuleSection>, std::string> readSections(
     section.payload_size = r.u32("section size");
     section.payload_offset = r.pos();
     if (r.ok() && section.payload_size > r.remaining()) {
-      r.failAt(section.offset,
-               "the " + std::string(sectionName(section.id)) + " section declares " +
-                   std::to_string(section.payload_size) + " bytes but only " +
-                   std::to_string(r.remaining()) + " remain (truncated module?)");
+      r.failAt(section.offset, "the " + std::string(sectionName(section.id)) +
+                                   " section declares " + std::to_string(section.payload_size) +
+                                   " bytes but only " + std::to_string(r.remaining()) +
+                                   " remain (truncated module?)");
       break;
     }
     if (!r.ok()) break;
@@ -371,8 +368,8 @@ void readExportSection(Reader& r, ModuleInfo& info) {
 bool writeCappedLimits(std::vector<uint8_t>& out, const MemoryLimits& limits, uint64_t max_pages,
                        std::string& error) {
   if (limits.min > max_pages) {
-    error = "module needs " + std::to_string(limits.min) +
-            " pages of memory, the limit is " + std::to_string(max_pages);
+    error = "module needs " + std::to_string(limits.min) + " pages of memory, the limit is " +
+            std::to_string(max_pages);
     return false;
   }
   const uint64_t max = limits.max ? std::min(*limits.max, max_pages) : max_pages;
@@ -389,22 +386,32 @@ bool writeCappedLimits(std::vector<uint8_t>& out, const MemoryLimits& limits, ui
 
 std::string_view kindName(ExternalKind kind) {
   switch (kind) {
-    case ExternalKind::kFunction: return "function";
-    case ExternalKind::kTable: return "table";
-    case ExternalKind::kMemory: return "memory";
-    case ExternalKind::kGlobal: return "global";
-    case ExternalKind::kTag: return "tag";
+    case ExternalKind::kFunction:
+      return "function";
+    case ExternalKind::kTable:
+      return "table";
+    case ExternalKind::kMemory:
+      return "memory";
+    case ExternalKind::kGlobal:
+      return "global";
+    case ExternalKind::kTag:
+      return "tag";
   }
   return "unknown";
 }
 
 std::optional<ValType> hostValType(WireType type) {
   switch (type) {
-    case 0x7f: return ValType::kI32;
-    case 0x7e: return ValType::kI64;
-    case 0x7d: return ValType::kF32;
-    case 0x7c: return ValType::kF64;
-    default: return std::nullopt;
+    case 0x7f:
+      return ValType::kI32;
+    case 0x7e:
+      return ValType::kI64;
+    case 0x7d:
+      return ValType::kF32;
+    case 0x7c:
+      return ValType::kF64;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -412,23 +419,35 @@ namespace {
 
 std::string_view wireTypeName(WireType type) {
   switch (type) {
-    case 0x7f: return "i32";
-    case 0x7e: return "i64";
-    case 0x7d: return "f32";
-    case 0x7c: return "f64";
-    case 0x7b: return "v128";
-    case 0x70: return "funcref";
-    case 0x6f: return "externref";
-    default: return "ref";
+    case 0x7f:
+      return "i32";
+    case 0x7e:
+      return "i64";
+    case 0x7d:
+      return "f32";
+    case 0x7c:
+      return "f64";
+    case 0x7b:
+      return "v128";
+    case 0x70:
+      return "funcref";
+    case 0x6f:
+      return "externref";
+    default:
+      return "ref";
   }
 }
 
 std::string_view valTypeName(ValType type) {
   switch (type) {
-    case ValType::kI32: return "i32";
-    case ValType::kI64: return "i64";
-    case ValType::kF32: return "f32";
-    case ValType::kF64: return "f64";
+    case ValType::kI32:
+      return "i32";
+    case ValType::kI64:
+      return "i64";
+    case ValType::kF32:
+      return "f32";
+    case ValType::kF64:
+      return "f64";
   }
   return "?";
 }
@@ -492,17 +511,27 @@ tl::expected<ModuleInfo, std::string> parseModule(std::span<const uint8_t> bytes
   for (const ModuleSection& s : info.sections) {
     Reader r = sectionReader(bytes, s);
     switch (s.id) {
-      case kTypeSection: readTypeSection(r, info); break;
-      case kImportSection: readImportSection(r, info); break;
-      case kFunctionSection: readFunctionSection(r, info); break;
-      case kMemorySection: readMemorySection(r, info); break;
-      case kExportSection: readExportSection(r, info); break;
-      default: continue;
+      case kTypeSection:
+        readTypeSection(r, info);
+        break;
+      case kImportSection:
+        readImportSection(r, info);
+        break;
+      case kFunctionSection:
+        readFunctionSection(r, info);
+        break;
+      case kMemorySection:
+        readMemorySection(r, info);
+        break;
+      case kExportSection:
+        readExportSection(r, info);
+        break;
+      default:
+        continue;
     }
     expectSectionEnd(r, s);
     if (!r.ok()) {
-      return tl::unexpected("in the " + std::string(sectionName(s.id)) + " section, " +
-                            r.error());
+      return tl::unexpected("in the " + std::string(sectionName(s.id)) + " section, " + r.error());
     }
   }
   return info;
@@ -563,8 +592,7 @@ tl::expected<std::vector<uint8_t>, std::string> capMemoryPages(std::span<const u
     }
     expectSectionEnd(r, s);
     if (!r.ok()) {
-      return tl::unexpected("in the " + std::string(sectionName(s.id)) + " section, " +
-                            r.error());
+      return tl::unexpected("in the " + std::string(sectionName(s.id)) + " section, " + r.error());
     }
     appendRange(payload, bytes, copied, section_end);
     out.push_back(s.id);

@@ -859,7 +859,6 @@ tl::expected<void, std::string> PluginInstance::start() {
     if (!outcome.ok) return fail("proxy_on_configure failed: " + outcome.error);
     if (outcome.value == 0) return fail("proxy_on_configure returned false (configuration rejected)");
   }
-  rebuild_backoff_ = std::chrono::milliseconds(100);
   return {};
 }
 
@@ -869,13 +868,7 @@ bool PluginInstance::ensureHealthy() {
   if (now < next_rebuild_) return false;
   auto started = start();
   if (!started) {
-    ++stats_.failures;
-    next_rebuild_ = now + rebuild_backoff_;
-    rebuild_backoff_ = std::min(rebuild_backoff_ * 2, std::chrono::milliseconds(30000));
-    if (hooks_.log) {
-      hooks_.log(abi::LogLevel::kError, name(),
-                 fmt::format("rebuilding the instance failed: {}", started.error()));
-    }
+    markBroken(fmt::format("rebuilding the instance failed: {}", started.error()));
     return false;
   }
   return true;
@@ -884,6 +877,14 @@ bool PluginInstance::ensureHealthy() {
 void PluginInstance::markBroken(const std::string& why) {
   broken_ = true;
   ++stats_.failures;
+  // The first rebuild is immediate; a plugin that keeps failing is rebuilt less and less
+  // often (10 ms, 20 ms, ... up to 5 s), and meanwhile its failure policy answers.
+  ++consecutive_failures_;
+  const auto delay = consecutive_failures_ <= 1
+                         ? std::chrono::milliseconds(0)
+                         : std::chrono::milliseconds(
+                               std::min(10u << std::min(consecutive_failures_ - 2, 9u), 5000u));
+  next_rebuild_ = Clock::now() + delay;
   if (hooks_.log) hooks_.log(abi::LogLevel::kError, name(), why);
 }
 
@@ -957,7 +958,10 @@ CallOutcome PluginInstance::callStream(std::string_view function, uint32_t conte
   full[0] = context;
   std::copy(args.begin(), args.end(), full.begin() + 1);
   effective_context_ = context;
-  return callExport(function, &stream, std::span<const RawVal>(full.data(), args.size() + 1));
+  auto outcome = callExport(function, &stream, std::span<const RawVal>(full.data(), args.size() + 1));
+  // Only a request served without failure proves a rebuilt instance good again.
+  if (outcome.ok) consecutive_failures_ = 0;
+  return outcome;
 }
 
 CallOutcome PluginInstance::callExport(std::string_view function, StreamData* stream,

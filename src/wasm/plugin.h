@@ -203,7 +203,7 @@ class PluginInstance {
   bool broken_ = false;
   uint64_t generation_ = 0;
   std::chrono::steady_clock::time_point next_rebuild_{};
-  std::chrono::milliseconds rebuild_backoff_{100};
+  uint32_t consecutive_failures_ = 0;
 
   uint32_t root_context_ = 1;
   uint32_t next_context_ = 2;

@@ -3,15 +3,13 @@
 
 #include <libplatform/libplatform.h>
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 #include <v8.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "wasm/module_bytes.h"
 #include "wasm/wasm_vm.h"
@@ -19,15 +17,14 @@
 namespace sluice::wasm {
 namespace {
 
-// V8 flags, set once before initialisation. Measured with bench/wasm_call_bench and a 1 MB
-// module (see the lead's notes in the report); the defaults of V8 10.2 already fit:
-// - Liftoff (baseline) compiles every function at compile(), and dynamic tiering recompiles
-//   only the hot ones with TurboFan in the background, shared by every VM of the module.
-//   `--no-liftoff` gave the same steady-state call cost but a compile several times slower.
-// - No `--no-wasm-async-compilation`: we only use the synchronous compile API.
-// - `--no-expose-wasm` cannot be used: instances are created through WebAssembly.Instance.
-// What we change: nothing JS-related runs in these isolates, so its optimising tiers stay
-// out of the way.
+// V8 flags, set once before initialisation: none, V8 10.2's defaults fit. Measured on a
+// 510 KB module built by clang (3000 functions): Liftoff compiles it in ~30-45 ms and dynamic
+// tiering recompiles the hot functions with TurboFan in the background, for every VM of the
+// module at once; `--no-liftoff` (proxy-wasm-cpp-host's choice on older V8) took 120-300 ms
+// to compile for the same steady-state speed, `--no-wasm-dynamic-tiering` only added
+// background work. `--no-wasm-async-compilation` is moot (only the synchronous API is used)
+// and `--no-expose-wasm` impossible (instances come from WebAssembly.Instance).
+// SLUICE_V8_FLAGS in the environment adds flags, for experiments.
 constexpr char kV8Flags[] = "";
 
 // Heap for the JS side of a VM (wrappers, BigInts, exceptions); linear memory is outside it.
@@ -286,19 +283,22 @@ class V8Vm final : public WasmVm {
 
   ~V8Vm() override {
     while (terminators_.load() != 0) std::this_thread::yield();
-    if (entered_here_ == this && v8::Isolate::TryGetCurrent() == isolate_) leaveEntered();
-    if (stays_entered_) {
-      // Entered on another thread, or under another isolate: exiting from here would corrupt
-      // V8's per-thread state and disposing it would abort. Leaking is the safe way out.
-      spdlog::critical("wasm VM destroyed away from the thread that uses it; its isolate leaks");
-      allocator_.release();
-      return;
-    }
+    if (entered_here_.isolate == isolate_) entered_here_.leave();
     // Every handle goes before the isolate it points into.
     exports_.clear();
     memory_object_.Reset();
     instance_.Reset();
     context_.Reset();
+    if (isolate_->IsInUse()) {
+      // Still entered by its thread, which is alive (it exits the isolate when it ends):
+      // disposing it would abort, exiting it from here would corrupt V8's per-thread state.
+      // Leaking is the safe way out.
+      spdlog::critical(
+          "wasm VM destroyed on another thread while its own thread still runs; its isolate "
+          "leaks");
+      static_cast<void>(allocator_.release());  // leaks with the isolate
+      return;
+    }
     V8Process::get().disposeIsolate(isolate_);
   }
 
@@ -308,9 +308,7 @@ class V8Vm final : public WasmVm {
   tl::expected<void, std::string> instantiate(std::shared_ptr<const CompiledModule> module,
                                               const std::vector<HostFunction>& imports) override;
 
-  bool hasExport(std::string_view name) const override {
-    return exports_.find(name) != nullptr;
-  }
+  bool hasExport(std::string_view name) const override { return exports_.find(name) != nullptr; }
 
   CallResult call(std::string_view name, std::span<const RawVal> args) override;
 
@@ -386,28 +384,36 @@ class V8Vm final : public WasmVm {
   }
 
   // Entering an isolate that is not the thread's current one costs about 70 ns (V8 locks its
-  // thread table and allocates an entry), a third of a trivial call. So the isolate stays
-  // entered on its thread between calls until another VM of the thread needs the thread;
-  // each call's Isolate::Scope then only bumps a counter.
+  // thread table and allocates an entry), half a trivial call. So the isolate stays entered
+  // on its thread between calls until another VM of the thread needs the thread; each call's
+  // Isolate::Scope then only bumps a counter.
   void stayEntered() {
-    if (entered_here_ == this) return;
-    v8::Isolate* current = v8::Isolate::TryGetCurrent();
-    if (entered_here_ != nullptr && entered_here_->depth_ == 0 &&
-        current == entered_here_->isolate_) {
-      entered_here_->leaveEntered();
-      current = v8::Isolate::TryGetCurrent();
-    }
-    if (current != nullptr) return;  // another isolate is entered above: use plain scopes
+    if (entered_here_.isolate == isolate_) return;
+    // Another isolate running a call, or entered above it: use plain scopes.
+    if (!entered_here_.leave() || v8::Isolate::TryGetCurrent() != nullptr) return;
     isolate_->Enter();
-    stays_entered_ = true;
-    entered_here_ = this;
+    entered_here_.isolate = isolate_;
   }
 
-  void leaveEntered() {
-    isolate_->Exit();
-    stays_entered_ = false;
-    entered_here_ = nullptr;
-  }
+  // The isolate this thread keeps entered between calls. It holds the isolate, not the VM:
+  // a VM destroyed elsewhere leaks its isolate (see ~V8Vm), so the pointer never dangles.
+  struct EnteredIsolate {
+    v8::Isolate* isolate = nullptr;
+
+    // Exits the isolate unless it is not on top of the thread's isolates or runs a call (a
+    // call has a context entered). False when it stays entered.
+    bool leave() {
+      if (isolate == nullptr) return true;
+      if (v8::Isolate::TryGetCurrent() != isolate || isolate->InContext()) return false;
+      isolate->Exit();
+      isolate = nullptr;
+      return true;
+    }
+
+    // When the thread ends, so that its VMs can then be destroyed on another thread (a
+    // worker's instances, destroyed by whoever joined the worker).
+    ~EnteredIsolate() { leave(); }
+  };
 
   static void hostCallback(const v8::FunctionCallbackInfo<v8::Value>& info);
 
@@ -448,13 +454,11 @@ class V8Vm final : public WasmVm {
   tl::expected<v8::Local<v8::Object>, std::string> newMemory(v8::Local<v8::Context> context,
                                                              const ModuleImport& import);
 
-  // The VM whose isolate this thread keeps entered between calls, if any.
-  static thread_local V8Vm* entered_here_;
+  static thread_local EnteredIsolate entered_here_;
 
   std::unique_ptr<v8::ArrayBuffer::Allocator> allocator_;
   v8::Isolate* isolate_;
   const std::thread::id home_thread_;
-  bool stays_entered_ = false;
   v8::Global<v8::Context> context_;
   std::shared_ptr<const V8CompiledModule> module_;
   std::vector<std::unique_ptr<HostBinding>> bindings_;
@@ -478,7 +482,7 @@ class V8Vm final : public WasmVm {
   std::atomic<bool> terminate_requested_ = false;
 };
 
-thread_local V8Vm* V8Vm::entered_here_ = nullptr;
+thread_local V8Vm::EnteredIsolate V8Vm::entered_here_;
 
 void V8Vm::hostCallback(const v8::FunctionCallbackInfo<v8::Value>& info) {
   auto* binding = static_cast<HostBinding*>(info.Data().As<v8::External>()->Value());
@@ -503,8 +507,8 @@ void V8Vm::hostCallback(const v8::FunctionCallbackInfo<v8::Value>& info) {
     result = function.fn(vm, std::span<const RawVal>(args, count));
   } catch (const std::exception& e) {
     result.trap = true;
-    result.trap_message = "host function " + function.module + "." + function.name +
-                          " threw: " + e.what();
+    result.trap_message =
+        "host function " + function.module + "." + function.name + " threw: " + e.what();
   } catch (...) {
     result.trap = true;
     result.trap_message = "host function " + function.module + "." + function.name + " threw";
@@ -514,10 +518,9 @@ void V8Vm::hostCallback(const v8::FunctionCallbackInfo<v8::Value>& info) {
     // Recorded on the VM as well as thrown: a guest using exception handling could catch the
     // exception, but the call still ends as a trap.
     vm.host_trapped_ = true;
-    vm.host_trap_message_ = result.trap_message.empty()
-                                ? "host function " + function.module + "." + function.name +
-                                      " trapped"
-                                : std::move(result.trap_message);
+    vm.host_trap_message_ = result.trap_message.empty() ? "host function " + function.module + "." +
+                                                              function.name + " trapped"
+                                                        : std::move(result.trap_message);
     v8::Isolate* isolate = info.GetIsolate();
     isolate->ThrowException(v8::Exception::Error(v8String(isolate, vm.host_trap_message_)));
     return;
@@ -539,7 +542,7 @@ void V8Vm::hostCallback(const v8::FunctionCallbackInfo<v8::Value>& info) {
 }
 
 tl::expected<v8::Local<v8::Object>, std::string> V8Vm::newMemory(v8::Local<v8::Context> context,
-                                                                  const ModuleImport& import) {
+                                                                 const ModuleImport& import) {
   const MemoryLimits& limits = *import.memory;
   const std::string what = "memory " + import.module + "." + import.name;
   if (limits.memory64) return tl::unexpected(what + " is a 64-bit memory, not supported");
@@ -552,7 +555,9 @@ tl::expected<v8::Local<v8::Object>, std::string> V8Vm::newMemory(v8::Local<v8::C
   if (limits.shared) set("shared", v8::True(isolate_));
   v8::Local<v8::Value> wasm_namespace;
   v8::Local<v8::Value> constructor;
-  if (!context->Global()->Get(context, v8String(isolate_, "WebAssembly")).ToLocal(&wasm_namespace) ||
+  if (!context->Global()
+           ->Get(context, v8String(isolate_, "WebAssembly"))
+           .ToLocal(&wasm_namespace) ||
       !wasm_namespace->IsObject() ||
       !wasm_namespace.As<v8::Object>()
            ->Get(context, v8String(isolate_, "Memory"))
@@ -591,9 +596,8 @@ tl::expected<void, std::string> V8Vm::instantiate(std::shared_ptr<const Compiled
   for (const ModuleImport& import : info.imports) {
     v8::Local<v8::Value> value;
     if (import.kind == ExternalKind::kFunction) {
-      const FuncType* wanted = import.type_index < info.types.size()
-                                   ? &info.types[import.type_index]
-                                   : nullptr;
+      const FuncType* wanted =
+          import.type_index < info.types.size() ? &info.types[import.type_index] : nullptr;
       const HostFunction* host = nullptr;
       for (const HostFunction& candidate : imports) {
         if (candidate.module == import.module && candidate.name == import.name) {
@@ -664,7 +668,9 @@ tl::expected<void, std::string> V8Vm::instantiate(std::shared_ptr<const Compiled
   }
   v8::Local<v8::Value> wasm_namespace;
   v8::Local<v8::Value> instance_constructor;
-  if (!context->Global()->Get(context, v8String(isolate_, "WebAssembly")).ToLocal(&wasm_namespace) ||
+  if (!context->Global()
+           ->Get(context, v8String(isolate_, "WebAssembly"))
+           .ToLocal(&wasm_namespace) ||
       !wasm_namespace->IsObject() ||
       !wasm_namespace.As<v8::Object>()
            ->Get(context, v8String(isolate_, "Instance"))
@@ -681,9 +687,10 @@ tl::expected<void, std::string> V8Vm::instantiate(std::shared_ptr<const Compiled
     v8::Local<v8::Value> argv[] = {module_object, import_object};
     // Test HasCaught() too: when the start function traps, V8 10.2 returns the receiver the
     // construct call allocated along with the exception.
-    const bool failed =
-        !instance_constructor.As<v8::Function>()->NewInstance(context, 2, argv).ToLocal(&instance) ||
-        caught.HasCaught();
+    const bool failed = !instance_constructor.As<v8::Function>()
+                             ->NewInstance(context, 2, argv)
+                             .ToLocal(&instance) ||
+                        caught.HasCaught();
     CallResult result = outcome(caught, failed);
     if (result.status != CallStatus::kOk) {
       bindings_.clear();
@@ -773,13 +780,14 @@ CallResult V8Vm::call(std::string_view name, std::span<const RawVal> args) {
   RunScope run(*this);
   v8::TryCatch caught(isolate_);
   v8::Local<v8::Value> returned;
-  const bool failed = !slot.function.Get(isolate_)
-                           ->Call(context, v8::Undefined(isolate_),
-                                  static_cast<int>(args.size()), argv)
-                           .ToLocal(&returned) ||
-                      caught.HasCaught();
+  const bool failed =
+      !slot.function.Get(isolate_)
+           ->Call(context, v8::Undefined(isolate_), static_cast<int>(args.size()), argv)
+           .ToLocal(&returned) ||
+      caught.HasCaught();
   CallResult result = outcome(caught, failed);
-  if (result.status == CallStatus::kOk && slot.result) result.value = fromV8(returned, *slot.result);
+  if (result.status == CallStatus::kOk && slot.result)
+    result.value = fromV8(returned, *slot.result);
   return result;
 }
 

@@ -2,7 +2,8 @@
 
 // The engine interface of the plugin host. Nothing here names an engine type: the
 // proxy-wasm ABI layer (abi/, context) is written against it, and each engine lives in one
-// .cc file behind a factory function (v8_engine.cc: createV8Engine()).
+// .cc file behind a factory function (v8_engine.cc: v8Engine()). The engine-independent
+// reader of module bytes (imports, exports, signatures, memory caps) is module_bytes.h.
 
 #include <cstdint>
 #include <functional>
@@ -34,7 +35,10 @@ struct HostResult {
 };
 
 // A function the guest imports, implemented by the host. `fn` runs on the VM's thread,
-// inside the guest call; it may read and write guest memory through `vm`.
+// inside the guest call; it may read and write guest memory through `vm`, and call the
+// guest again (vm.call, e.g. its malloc). Its signature must equal the one the guest
+// declares, or instantiate() fails. An exception escaping `fn` becomes a trap. A trap ends
+// the whole guest call even if the guest catches it (wasm exception handling).
 struct HostFunction {
   std::string module;  // import module, e.g. "env" or "wasi_snapshot_preview1"
   std::string name;
@@ -46,7 +50,7 @@ struct HostFunction {
 struct ImportDesc {
   std::string module;
   std::string name;
-  bool is_function = true;
+  bool is_function = true;  // else a memory (the engine provides it), a table or a global
 };
 
 // A module compiled once per process: immutable, shareable by every thread's VM.
@@ -71,20 +75,27 @@ struct CallResult {
 };
 
 // One instance of one module, owned by one thread (V8: its own isolate). Not thread-safe,
-// except terminate().
+// except terminate(). Created, called and destroyed on that thread; it may also be destroyed
+// elsewhere once that thread has ended (a worker's instances, destroyed by whoever joined it).
+// A call from another thread fails with kTrap.
 class WasmVm {
  public:
   virtual ~WasmVm() = default;
 
   // Instantiates `module` with `imports` (matched by module + name). An import the guest
-  // needs but `imports` lacks is an error naming it. Called once per VM.
+  // needs but `imports` lacks is an error naming it (all of them, with signatures); so is a
+  // signature that differs. An imported memory is created by the engine with the module's
+  // (capped) limits. Runs the start function, which terminate() can stop. Called once per VM.
   virtual tl::expected<void, std::string> instantiate(std::shared_ptr<const CompiledModule> module,
                                                       const std::vector<HostFunction>& imports) = 0;
 
+  // Whether the module exports a function of that name.
   virtual bool hasExport(std::string_view name) const = 0;
 
   // Calls an exported function. Never throws; a trap or termination is reported in the result
   // and leaves the VM usable for further calls (the ABI layer may still choose to rebuild it).
+  // kMissing also when `args` does not match the export's parameter count, or the export's
+  // signature cannot cross the boundary (multiple results, v128, references).
   virtual CallResult call(std::string_view name, std::span<const RawVal> args) = 0;
 
   // Bounds-checked view of linear memory: nullopt when [offset, offset+size) is outside it.
@@ -95,13 +106,16 @@ class WasmVm {
   virtual uint64_t memorySize() const = 0;
 
   // Thread-safe: makes the call running on the VM's thread return kTerminated as soon as
-  // possible; a no-op when nothing runs.
+  // possible (nested calls included); a no-op when nothing runs. A terminate() that races
+  // with the end of a call never reaches the next one, unless that one has already begun: the
+  // caller (the watchdog) must stop targeting a call once it returns. The VM must outlive
+  // the terminate() call.
   virtual void terminate() = 0;
 };
 
 struct EngineLimits {
   uint32_t max_memory_pages = 1024;  // 64 KiB pages: 64 MiB
-  uint64_t max_module_bytes = 32 * 1024 * 1024;
+  uint64_t max_module_bytes = uint64_t{32} * 1024 * 1024;
 };
 
 class WasmEngine {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include "wasm/header_map.h"
 #include "wasm/plugin.h"
@@ -281,6 +282,58 @@ TEST_F(AbiTest, LogReachesTheGatewayLog) {
 
 TEST_F(AbiTest, UnsupportedCallsAreUnimplemented) {
   EXPECT_EQ(call("t_grpc_cancel", {1}), Status::kUnimplemented);
+}
+
+std::vector<uint8_t> readTestModule(const std::string& name) {
+  std::ifstream file(std::string(SLUICE_TEST_WASM_DIR) + "/" + name, std::ios::binary);
+  return {std::istreambuf_iterator<char>(file), {}};
+}
+
+TEST(PluginInstance, TrapEndsTheCallAndTheInstanceIsRebuiltWithBackOff) {
+  config::Plugin settings;
+  settings.name = "trap";
+  auto plugin = Plugin::load(v8Engine(), settings, readTestModule("trap.wasm"));
+  ASSERT_TRUE(plugin) << plugin.error();
+  PluginInstance instance(*plugin, ThreadHooks{});
+  ASSERT_TRUE(instance.start());
+  StreamData stream;
+  const auto first_generation = instance.generation();
+  uint32_t context = instance.createContext();
+  ASSERT_NE(context, 0u);
+  auto outcome = instance.callStream("proxy_on_request_headers", context, stream, {0, 1});
+  EXPECT_FALSE(outcome.ok);
+  EXPECT_NE(outcome.error.find("trapped"), std::string::npos) << outcome.error;
+  EXPECT_FALSE(instance.healthy());
+  // First rebuild: immediate.
+  EXPECT_TRUE(instance.ensureHealthy());
+  EXPECT_GT(instance.generation(), first_generation);
+  // A second failure in a row waits before the next rebuild.
+  context = instance.createContext();
+  EXPECT_FALSE(instance.callStream("proxy_on_request_headers", context, stream, {0, 1}).ok);
+  EXPECT_FALSE(instance.ensureHealthy());
+  std::this_thread::sleep_for(std::chrono::milliseconds(15));
+  EXPECT_TRUE(instance.ensureHealthy());
+  EXPECT_EQ(instance.stats().failures, 2u);
+}
+
+TEST(PluginInstance, InfiniteLoopIsStoppedAtTheDeadline) {
+  config::Plugin settings;
+  settings.name = "loop";
+  settings.limits.deadline_ms = 30;
+  auto plugin = Plugin::load(v8Engine(), settings, readTestModule("infinite_loop.wasm"));
+  ASSERT_TRUE(plugin) << plugin.error();
+  PluginInstance instance(*plugin, ThreadHooks{});
+  ASSERT_TRUE(instance.start());
+  StreamData stream;
+  const auto context = instance.createContext();
+  const auto start = std::chrono::steady_clock::now();
+  auto outcome = instance.callStream("proxy_on_request_headers", context, stream, {0, 1});
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_FALSE(outcome.ok);
+  EXPECT_NE(outcome.error.find("deadline"), std::string::npos) << outcome.error;
+  EXPECT_LT(took, std::chrono::seconds(2));
+  EXPECT_EQ(instance.stats().deadline_misses, 1u);
+  EXPECT_TRUE(instance.ensureHealthy());
 }
 
 TEST(PluginLoad, ModuleWithoutAbiVersionIsRejected) {

@@ -2,7 +2,9 @@
 // compiled in (today V8), as proxy-wasm-cpp-host's tests are.
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -68,8 +70,7 @@ class EngineTest : public ::testing::TestWithParam<EngineGetter> {
  public:
   WasmEngine& engine() { return GetParam()(); }
 
-  std::shared_ptr<const CompiledModule> compile(const std::string& name,
-                                                EngineLimits limits = {}) {
+  std::shared_ptr<const CompiledModule> compile(const std::string& name, EngineLimits limits = {}) {
     auto compiled = engine().compile(readModule(name), limits);
     EXPECT_TRUE(compiled) << name << ": " << (compiled ? "" : compiled.error());
     return compiled ? *compiled : nullptr;
@@ -89,7 +90,10 @@ class EngineTest : public ::testing::TestWithParam<EngineGetter> {
   // The imports host.wat needs; `transform` upper-cases a guest string into guest memory.
   std::vector<HostFunction> hostImports() {
     return {
-        {"env", "transform", {ValType::kI32, ValType::kI32, ValType::kI32}, {ValType::kI32},
+        {"env",
+         "transform",
+         {ValType::kI32, ValType::kI32, ValType::kI32},
+         {ValType::kI32},
          [](WasmVm& vm, std::span<const RawVal> args) {
            auto in = vm.memory(args[0], args[1]);
            auto out = vm.memory(args[2], args[1]);
@@ -99,12 +103,18 @@ class EngineTest : public ::testing::TestWithParam<EngineGetter> {
            }
            return returns(in->size());
          }},
-        {"env", "fail", {ValType::kI32}, {},
+        {"env",
+         "fail",
+         {ValType::kI32},
+         {},
          [](WasmVm&, std::span<const RawVal> args) {
            return trap("host refused code " + std::to_string(args[0]));
          }},
         {"env", "nop", {}, {}, [](WasmVm&, std::span<const RawVal>) { return HostResult{}; }},
-        {"env", "reenter", {ValType::kI32}, {ValType::kI32},
+        {"env",
+         "reenter",
+         {ValType::kI32},
+         {ValType::kI32},
          [](WasmVm& vm, std::span<const RawVal> args) {
            RawVal arg = args[0];
            CallResult inner = vm.call("double", std::span<const RawVal>(&arg, 1));
@@ -113,7 +123,10 @@ class EngineTest : public ::testing::TestWithParam<EngineGetter> {
            }
            return returns(*inner.value + 1);
          }},
-        {"env", "wide", {ValType::kI64, ValType::kF32, ValType::kF64}, {ValType::kI64},
+        {"env",
+         "wide",
+         {ValType::kI64, ValType::kF32, ValType::kF64},
+         {ValType::kI64},
          [](WasmVm&, std::span<const RawVal> args) {
            const double sum = f32FromBits(args[1]) + f64FromBits(args[2]);
            return returns(args[0] + static_cast<RawVal>(sum));
@@ -252,8 +265,9 @@ TEST_P(EngineTest, ImportWithAnotherSignatureIsAnError) {
   auto vm = engine().createVm();
   auto done = vm->instantiate(module, imports);
   ASSERT_FALSE(done);
-  EXPECT_NE(done.error().find("env.nop: the module expects () -> nil, the host provides (i32) -> nil"),
-            std::string::npos)
+  EXPECT_NE(
+      done.error().find("env.nop: the module expects () -> nil, the host provides (i32) -> nil"),
+      std::string::npos)
       << done.error();
 }
 
@@ -510,8 +524,8 @@ TEST_P(EngineTest, OversizedModuleIsRejected) {
 
 TEST_P(EngineTest, NotWasmIsAClearError) {
   const std::string text = "(module) is text, not a binary module";
-  auto compiled = engine().compile(
-      std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()), {});
+  auto compiled =
+      engine().compile(std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()), {});
   ASSERT_FALSE(compiled);
   EXPECT_NE(compiled.error().find("not a WebAssembly module"), std::string::npos)
       << compiled.error();
@@ -521,10 +535,10 @@ TEST_P(EngineTest, NotWasmIsAClearError) {
 TEST_P(EngineTest, InvalidFunctionBodyIsACompileError) {
   // A valid header and sections, but the body of add is i32.add with nothing on the stack.
   const std::vector<uint8_t> bytes = {
-      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,        // header
-      0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f,              // type: () -> i32
-      0x03, 0x02, 0x01, 0x00,                                // function 0: type 0
-      0x0a, 0x05, 0x01, 0x03, 0x00, 0x6a, 0x0b,              // code: i32.add end
+      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,  // header
+      0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f,        // type: () -> i32
+      0x03, 0x02, 0x01, 0x00,                          // function 0: type 0
+      0x0a, 0x05, 0x01, 0x03, 0x00, 0x6a, 0x0b,        // code: i32.add end
   };
   auto compiled = engine().compile(bytes, {});
   ASSERT_FALSE(compiled);
@@ -571,6 +585,32 @@ TEST_P(EngineTest, ManyVmsOnOneThreadStayIndependent) {
   for (int round = 1; round <= 3; ++round) {
     for (auto& vm : vms) EXPECT_EQ(vm->call("increment", {}).value, RawVal(round));
   }
+}
+
+TEST_P(EngineTest, VmUsedOnAFinishedThreadCanBeDestroyedElsewhere) {
+  // A worker builds and uses its instances; whoever joins the worker destroys them.
+  std::unique_ptr<WasmVm> vm;
+  std::thread worker([&] {
+    vm = instantiate("basic");
+    if (vm) vm->call("increment", {});
+  });
+  worker.join();
+  ASSERT_TRUE(vm);
+  vm.reset();
+  auto here = instantiate("basic");
+  ASSERT_TRUE(here);
+  EXPECT_EQ(here->call("increment", {}).value, RawVal{1});
+}
+
+TEST_P(EngineTest, CallFromAnotherThreadIsRefused) {
+  auto vm = instantiate("basic");
+  ASSERT_TRUE(vm);
+  CallResult result;
+  std::thread other([&] { result = vm->call("increment", {}); });
+  other.join();
+  EXPECT_EQ(result.status, CallStatus::kTrap);
+  EXPECT_NE(result.message.find("thread"), std::string::npos) << result.message;
+  EXPECT_EQ(vm->call("increment", {}).value, RawVal{1});
 }
 
 TEST_P(EngineTest, InstantiatingTwiceIsAnError) {

@@ -81,8 +81,7 @@ TEST(ModuleBytes, ListsImportsAndExportsWithSignatures) {
   const FuncType* malloc_type = info->exportedFunctionType("malloc");
   ASSERT_NE(malloc_type, nullptr);
   EXPECT_EQ(formatSignature(*malloc_type), "(i32) -> i32");
-  EXPECT_EQ(formatSignature(*info->exportedFunctionType("proxy_abi_version_0_2_1")),
-            "() -> nil");
+  EXPECT_EQ(formatSignature(*info->exportedFunctionType("proxy_abi_version_0_2_1")), "() -> nil");
   EXPECT_EQ(info->exportedFunctionType("memory"), nullptr);
   EXPECT_EQ(info->exportedFunctionType("absent"), nullptr);
 
@@ -188,8 +187,7 @@ TEST(ModuleBytes, RejectsWhatIsNotAModule) {
   EXPECT_EQ(parseModule(text).error(),
             "not a WebAssembly module: it does not start with \"\\0asm\"");
   const Bytes version2 = {0x00, 0x61, 0x73, 0x6d, 0x02, 0x00, 0x00, 0x00};
-  EXPECT_EQ(parseModule(version2).error(),
-            "unsupported WebAssembly binary version 2 (expected 1)");
+  EXPECT_EQ(parseModule(version2).error(), "unsupported WebAssembly binary version 2 (expected 1)");
 }
 
 TEST(ModuleBytes, TruncatedSectionNamesTheSectionAndOffset) {
