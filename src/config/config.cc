@@ -17,7 +17,19 @@
 namespace sluice::config {
 namespace {
 
-const std::set<std::string, std::less<>> kProviderTypes = {"openai", "generic"};
+const std::set<std::string, std::less<>> kProviderTypes = {
+    "openai", "generic", "vllm", "sglang", "github", "anthropic", "azure", "ollama"};
+constexpr const char* kProviderTypeList =
+    "openai, generic, vllm, sglang, github, anthropic, azure, ollama";
+
+// Where a provider type lives when the config names no endpoint.
+const char* defaultBaseUrl(std::string_view type) {
+  if (type == "openai") return "https://api.openai.com/v1";
+  if (type == "github") return "https://models.github.ai/inference";
+  if (type == "anthropic") return "https://api.anthropic.com";
+  if (type == "ollama") return "http://127.0.0.1:11434";
+  return nullptr;
+}
 
 // Collects every problem in a file, each tied to the key path and line that caused it.
 class Reader {
@@ -114,38 +126,74 @@ void readProvider(Reader& reader, const YAML::Node& node, const std::string& pat
     reader.error(node, path, "expected a mapping with id, type and endpoints");
     return;
   }
-  reader.allowKeys(node, path, {"id", "type", "endpoints", "api_tokens"});
+  reader.allowKeys(node, path,
+                   {"id", "type", "endpoints", "custom_url", "server_host", "api_tokens",
+                    "model_mapping", "tls", "anthropic_version", "max_tokens_default",
+                    "deployment", "api_version", "token_cooldown_ms"});
   if (!node["id"]) {
     reader.error(node, path + ".id", "required");
   } else {
     reader.string(node["id"], path + ".id", provider.id);
   }
   if (!node["type"]) {
-    reader.error(node, path + ".type", "required (one of: openai, generic)");
+    reader.error(node, path + ".type", fmt::format("required (one of: {})", kProviderTypeList));
   } else if (reader.string(node["type"], path + ".type", provider.type) &&
              !kProviderTypes.contains(provider.type)) {
     reader.error(node["type"], path + ".type",
-                 fmt::format("unknown provider type \"{}\" (known: openai, generic)",
-                             provider.type));
+                 fmt::format("unknown provider type \"{}\" (known: {})", provider.type,
+                             kProviderTypeList));
   }
-  if (!node["endpoints"]) {
-    reader.error(node, path + ".endpoints", "required: a list of URLs like http://host:port");
-  } else {
+
+  // Where it lives: endpoints, or custom_url (a base URL or a full API URL), or the legacy
+  // server_host (host:port), or the type's public default.
+  auto addUrl = [&](const YAML::Node& at, const std::string& where, const std::string& url) {
+    auto endpoint = parseEndpointUrl(url);
+    if (!endpoint) {
+      reader.error(at, where, endpoint.error());
+    } else {
+      provider.endpoints.push_back(std::move(*endpoint));
+    }
+  };
+  if (node["endpoints"]) {
     std::vector<std::string> urls;
     reader.stringList(node["endpoints"], path + ".endpoints", urls);
     if (urls.empty() && node["endpoints"].IsSequence()) {
       reader.error(node["endpoints"], path + ".endpoints", "must list at least one URL");
     }
     for (size_t i = 0; i < urls.size(); ++i) {
-      auto endpoint = parseEndpointUrl(urls[i]);
-      if (!endpoint) {
-        reader.error(node["endpoints"][i], fmt::format("{}.endpoints[{}]", path, i),
-                     endpoint.error());
-      } else {
-        provider.endpoints.push_back(std::move(*endpoint));
+      addUrl(node["endpoints"][i], fmt::format("{}.endpoints[{}]", path, i), urls[i]);
+    }
+  }
+  if (node["custom_url"]) {
+    std::string url;
+    if (reader.string(node["custom_url"], path + ".custom_url", url)) {
+      addUrl(node["custom_url"], path + ".custom_url", url);
+      static constexpr std::string_view kApiPaths[] = {
+          "/chat/completions", "/completions", "/embeddings", "/rerank", "/messages",
+          "/generate"};
+      for (auto api : kApiPaths) {
+        if (!provider.endpoints.empty() && provider.endpoints.back().base_path.ends_with(api)) {
+          provider.full_path = true;
+        }
       }
     }
   }
+  if (node["server_host"]) {
+    std::string host;
+    if (reader.string(node["server_host"], path + ".server_host", host)) {
+      addUrl(node["server_host"], path + ".server_host", "http://" + host);
+    }
+  }
+  if (provider.endpoints.empty() && node["type"] && kProviderTypes.contains(provider.type)) {
+    if (const char* url = defaultBaseUrl(provider.type)) {
+      provider.endpoints.push_back(*parseEndpointUrl(url));
+    } else if (!node["endpoints"]) {
+      reader.error(node, path + ".endpoints",
+                   fmt::format("required for type {}: endpoints, custom_url or server_host",
+                               provider.type));
+    }
+  }
+
   if (node["api_tokens"]) {
     reader.stringList(node["api_tokens"], path + ".api_tokens", provider.api_tokens);
     for (size_t i = 0; i < provider.api_tokens.size(); ++i) {
@@ -154,6 +202,67 @@ void readProvider(Reader& reader, const YAML::Node& node, const std::string& pat
                      "empty token (is the environment variable set?)");
       }
     }
+  }
+  if (const auto mapping = node["model_mapping"]) {
+    if (!mapping.IsMap()) {
+      reader.error(mapping, path + ".model_mapping",
+                   "expected a mapping of model names or patterns to upstream names");
+    } else {
+      for (const auto& item : mapping) {
+        const auto pattern = item.first.as<std::string>("");
+        std::string target;
+        if (item.second.IsNull()) {
+          provider.model_mapping.rules.emplace_back(pattern, "");
+        } else if (reader.string(item.second, path + ".model_mapping." + pattern, target)) {
+          provider.model_mapping.rules.emplace_back(pattern, target);
+        }
+        const auto star = pattern.find('*');
+        if (pattern.empty() || (star != std::string::npos && star != pattern.size() - 1)) {
+          reader.error(item.first, path + ".model_mapping",
+                       fmt::format("\"{}\" is not a model name, a prefix wildcard or \"*\"",
+                                   pattern));
+        }
+      }
+    }
+  }
+  if (const auto tls = node["tls"]) {
+    if (!tls.IsMap()) {
+      reader.error(tls, path + ".tls", "expected a mapping (ca_file, insecure_skip_verify)");
+    } else {
+      reader.allowKeys(tls, path + ".tls", {"ca_file", "insecure_skip_verify"});
+      if (tls["ca_file"]) reader.string(tls["ca_file"], path + ".tls.ca_file", provider.tls.ca_file);
+      if (tls["insecure_skip_verify"]) {
+        std::string flag;
+        if (reader.string(tls["insecure_skip_verify"], path + ".tls.insecure_skip_verify", flag)) {
+          if (flag == "true") {
+            provider.tls.insecure_skip_verify = true;
+          } else if (flag != "false") {
+            reader.error(tls["insecure_skip_verify"], path + ".tls.insecure_skip_verify",
+                         "expected true or false");
+          }
+        }
+      }
+    }
+  }
+  if (node["anthropic_version"]) {
+    reader.string(node["anthropic_version"], path + ".anthropic_version",
+                  provider.anthropic_version);
+  }
+  if (node["max_tokens_default"]) {
+    reader.integer<uint32_t>(node["max_tokens_default"], path + ".max_tokens_default",
+                             provider.max_tokens_default, 1, 10000000);
+  }
+  if (node["deployment"]) reader.string(node["deployment"], path + ".deployment", provider.deployment);
+  if (node["api_version"]) {
+    reader.string(node["api_version"], path + ".api_version", provider.api_version);
+  }
+  if (node["token_cooldown_ms"]) {
+    reader.integer<uint32_t>(node["token_cooldown_ms"], path + ".token_cooldown_ms",
+                             provider.token_cooldown_ms, 0, 24u * 3600 * 1000);
+  }
+  if (provider.type == "azure" && provider.endpoints.empty() && !node["endpoints"]) {
+    reader.error(node, path + ".endpoints",
+                 "required for type azure: https://<resource>.openai.azure.com");
   }
 }
 
@@ -426,6 +535,27 @@ void validateReferences(Reader& reader, const YAML::Node& root, Config& config) 
 }
 
 }  // namespace
+
+std::string ModelMapping::map(std::string_view model) const {
+  const std::pair<std::string, std::string>* best = nullptr;
+  size_t best_length = 0;  // prefix length + 1, so that "*" beats no match
+  for (const auto& rule : rules) {
+    const auto& pattern = rule.first;
+    if (pattern == model) {
+      best = &rule;
+      break;
+    }
+    if (pattern.ends_with('*')) {
+      const auto prefix = std::string_view(pattern).substr(0, pattern.size() - 1);
+      if (model.starts_with(prefix) && (best == nullptr || prefix.size() + 1 > best_length)) {
+        best = &rule;
+        best_length = prefix.size() + 1;
+      }
+    }
+  }
+  if (best == nullptr || best->second.empty()) return std::string(model);
+  return best->second;
+}
 
 tl::expected<std::string, std::string> interpolateEnv(std::string_view text) {
   std::string out;

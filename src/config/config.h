@@ -18,11 +18,32 @@ struct Endpoint {
   std::string base_path;  // path prefix without trailing slash, e.g. "" or "/openai"
 };
 
+// How a provider's model names are rewritten: exact names first, then the longest prefix
+// wildcard ("gpt-4*"), then "*"; an empty target keeps the requested name.
+struct ModelMapping {
+  std::vector<std::pair<std::string, std::string>> rules;  // pattern → upstream name
+  // The upstream model for `model` (the same name when no rule applies).
+  std::string map(std::string_view model) const;
+};
+
+struct UpstreamTls {
+  std::string ca_file;               // extra CA bundle; the system store is always used
+  bool insecure_skip_verify = false; // only by explicit config
+};
+
 struct Provider {
   std::string id;
   std::string type;
-  std::vector<Endpoint> endpoints;
+  std::vector<Endpoint> endpoints;      // from endpoints / custom_url / server_host / default
+  bool full_path = false;               // custom_url names the API path itself
   std::vector<std::string> api_tokens;  // secrets: never logged
+  ModelMapping model_mapping;
+  UpstreamTls tls;
+  std::string anthropic_version = "2023-06-01";
+  uint32_t max_tokens_default = 4096;   // Anthropic requires max_tokens
+  std::string deployment;               // azure: deployment name (default: the model)
+  std::string api_version = "2024-10-21";  // azure: api-version query
+  uint32_t token_cooldown_ms = 60000;   // a token answered 401/403/429 rests this long
 };
 
 struct Route {

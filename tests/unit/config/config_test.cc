@@ -154,3 +154,63 @@ TEST(InterpolateEnv, ReplacesVariablesAndKeepsEscapes) {
 
 }  // namespace
 }  // namespace sluice::config
+
+namespace sluice::config {
+namespace {
+
+TEST(ModelMapping, ExactThenLongestPrefixThenStarAndEmptyKeepsTheName) {
+  ModelMapping mapping;
+  mapping.rules = {{"*", "fallback"}, {"gpt-4*", "four"}, {"gpt-4o*", "four-o"},
+                   {"gpt-4o-mini", ""}, {"claude", "sonnet"}};
+  EXPECT_EQ(mapping.map("gpt-4o-mini"), "gpt-4o-mini");
+  EXPECT_EQ(mapping.map("gpt-4o-2024"), "four-o");
+  EXPECT_EQ(mapping.map("gpt-4.1"), "four");
+  EXPECT_EQ(mapping.map("claude"), "sonnet");
+  EXPECT_EQ(mapping.map("llama"), "fallback");
+  EXPECT_EQ(ModelMapping{}.map("anything"), "anything");
+}
+
+TEST(Config, ProviderTypesDefaultsAndOptions) {
+  auto config = parseConfig(R"(providers:
+  - {id: oa, type: openai, api_tokens: [a, b], model_mapping: {"gpt-4*": "gpt-4o", "*": ""}}
+  - {id: an, type: anthropic, max_tokens_default: 1024}
+  - {id: vl, type: vllm, custom_url: "http://vllm:8000/v1/chat/completions"}
+  - {id: legacy, type: vllm, server_host: "vllm:8000"}
+  - {id: az, type: azure, endpoints: ["https://r.openai.azure.com"], deployment: d1}
+  - {id: sec, type: generic, endpoints: ["https://h:8443"], tls: {ca_file: /ca.pem}}
+routes:
+  - {models: ["*"], provider: oa}
+)",
+                            "f.yaml");
+  ASSERT_TRUE(config) << config.error();
+  const auto& p = config->providers;
+  EXPECT_EQ(p[0].endpoints[0].host, "api.openai.com");
+  EXPECT_EQ(p[0].endpoints[0].base_path, "/v1");
+  EXPECT_EQ(p[0].model_mapping.map("gpt-4-turbo"), "gpt-4o");
+  EXPECT_EQ(p[1].endpoints[0].host, "api.anthropic.com");
+  EXPECT_EQ(p[1].max_tokens_default, 1024u);
+  EXPECT_TRUE(p[2].full_path);
+  EXPECT_EQ(p[2].endpoints[0].base_path, "/v1/chat/completions");
+  EXPECT_EQ(p[3].endpoints[0].host, "vllm");
+  EXPECT_EQ(p[3].endpoints[0].port, 8000);
+  EXPECT_FALSE(p[3].full_path);
+  EXPECT_EQ(p[4].deployment, "d1");
+  EXPECT_EQ(p[5].tls.ca_file, "/ca.pem");
+  EXPECT_FALSE(p[5].tls.insecure_skip_verify);
+}
+
+TEST(Config, GenericProviderNeedsAnEndpoint) {
+  auto config = parseConfig(R"(providers:
+  - {id: g, type: generic}
+routes:
+  - {models: ["*"], provider: g}
+)",
+                            "f.yaml");
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().find("f.yaml:2: providers[0].endpoints: required for type generic"),
+            std::string::npos)
+      << config.error();
+}
+
+}  // namespace
+}  // namespace sluice::config
