@@ -3,6 +3,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "mock/mock_cli.h"
 #include "mock/mock_server.h"
 #include "proxy/gateway.h"
 
@@ -21,16 +22,7 @@ int main(int argc, char** argv) {
 
   sluice::mock::MockOptions mock_options;
   auto* mock = app.add_subcommand("mock", "run a mock OpenAI/Anthropic upstream");
-  mock->add_option("--listen", mock_options.listen, "address:port to listen on");
-  mock->add_option("--threads", mock_options.threads, "worker threads")->check(CLI::Range(1, 256));
-  mock->add_option("--tokens", mock_options.tokens, "tokens per answer")->check(CLI::Range(0, 10000000));
-  mock->add_option("--token-delay-ms", mock_options.token_delay_ms, "delay before each streamed token")
-      ->check(CLI::NonNegativeNumber);
-  mock->add_option("--latency-ms", mock_options.latency_ms, "delay before response headers")
-      ->check(CLI::NonNegativeNumber);
-  mock->add_option("--fail-rate", mock_options.fail_rate, "probability of a 500 answer")
-      ->check(CLI::Range(0.0, 1.0));
-  mock->add_option("--seed", mock_options.seed, "seed of the failure generator");
+  sluice::mock::addMockOptions(*mock, mock_options);
 
   CLI11_PARSE(app, argc, argv);
 

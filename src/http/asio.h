@@ -9,6 +9,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/beast/ssl.hpp>
 
 namespace sluice::http {
 
@@ -29,7 +31,7 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 struct DisconnectWatch {
   bool armed = false;
   bool client_gone = false;
-  beast::tcp_stream* upstream = nullptr;
+  beast::tcp_stream* upstream = nullptr;  // the TCP layer of the upstream connection
 };
 
 // A client connection as the request handler sees it: the stream and the bytes already read

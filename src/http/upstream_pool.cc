@@ -28,8 +28,30 @@ std::string UpstreamPool::keyOf(const config::Endpoint& endpoint) {
   return fmt::format("{}://{}:{}", endpoint.scheme, endpoint.host, endpoint.port);
 }
 
+tl::expected<std::shared_ptr<UpstreamTlsContext>, std::string> UpstreamTlsContext::create(
+    const config::UpstreamTls& settings) {
+  std::shared_ptr<UpstreamTlsContext> tls(new UpstreamTlsContext());
+  auto& context = tls->context_;
+  beast::error_code ec;
+  context.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                      asio::ssl::context::no_tlsv1_1);
+  context.set_default_verify_paths(ec);
+  if (!settings.ca_file.empty()) {
+    context.load_verify_file(settings.ca_file, ec);
+    if (ec) {
+      return tl::make_unexpected(
+          fmt::format("cannot load tls.ca_file {}: {}", settings.ca_file, ec.message()));
+    }
+  }
+  tls->verify_ = !settings.insecure_skip_verify;
+  context.set_verify_mode(tls->verify_ ? asio::ssl::verify_peer : asio::ssl::verify_none);
+  return tls;
+}
+
 Task<std::pair<beast::error_code, UpstreamConnectionPtr>> UpstreamPool::acquire(
-    const config::Endpoint& endpoint, std::chrono::milliseconds connect_timeout) {
+    const config::Endpoint& endpoint, std::chrono::milliseconds connect_timeout,
+    UpstreamTlsContext* tls) {
   if (auto it = idle_.find(keyOf(endpoint)); it != idle_.end()) {
     auto& list = it->second;
     const auto now = std::chrono::steady_clock::now();
@@ -43,28 +65,42 @@ Task<std::pair<beast::error_code, UpstreamConnectionPtr>> UpstreamPool::acquire(
       }
     }
   }
-  co_return co_await connect(endpoint, connect_timeout);
+  co_return co_await connect(endpoint, connect_timeout, tls);
 }
 
 Task<std::pair<beast::error_code, UpstreamConnectionPtr>> UpstreamPool::connect(
-    const config::Endpoint& endpoint, std::chrono::milliseconds connect_timeout) {
+    const config::Endpoint& endpoint, std::chrono::milliseconds connect_timeout,
+    UpstreamTlsContext* tls) {
   auto connection = std::make_unique<UpstreamConnection>(executor_);
   connection->key = keyOf(endpoint);
   beast::error_code ec;
   const auto address = asio::ip::make_address(endpoint.host, ec);
-  connection->stream.expires_after(connect_timeout);
+  auto& tcp_stream = connection->stream.tcp();
+  tcp_stream.expires_after(connect_timeout);
   if (!ec) {
-    std::tie(ec) = co_await connection->stream.async_connect(tcp::endpoint(address, endpoint.port),
-                                                             kNoThrow);
+    std::tie(ec) = co_await tcp_stream.async_connect(tcp::endpoint(address, endpoint.port), kNoThrow);
   } else {
     auto [resolve_ec, results] =
         co_await resolver_.async_resolve(endpoint.host, std::to_string(endpoint.port), kNoThrow);
     ec = resolve_ec;
-    if (!ec) std::tie(ec, std::ignore) = co_await connection->stream.async_connect(results, kNoThrow);
+    if (!ec) std::tie(ec, std::ignore) = co_await tcp_stream.async_connect(results, kNoThrow);
+  }
+  if (ec) co_return std::pair{ec, nullptr};
+  tcp_stream.socket().set_option(tcp::no_delay(true), ec);
+  if (endpoint.scheme == "https") {
+    if (tls == nullptr) co_return std::pair{asio::error::no_protocol_option, nullptr};
+    auto& tls_stream = connection->stream.startTls(tls->context());
+    // SNI, and the certificate must name the host we asked for.
+    if (!SSL_set_tlsext_host_name(tls_stream.native_handle(), endpoint.host.c_str())) {
+      co_return std::pair{beast::error_code(static_cast<int>(::ERR_get_error()),
+                                            asio::error::get_ssl_category()),
+                          nullptr};
+    }
+    if (tls->verify()) tls_stream.set_verify_callback(asio::ssl::host_name_verification(endpoint.host));
+    std::tie(ec) = co_await tls_stream.async_handshake(asio::ssl::stream_base::client, kNoThrow);
+    if (ec) co_return std::pair{ec, nullptr};
   }
   connection->stream.expires_never();
-  if (ec) co_return std::pair{ec, nullptr};
-  connection->stream.socket().set_option(tcp::no_delay(true), ec);
   co_return std::pair{beast::error_code{}, std::move(connection)};
 }
 

@@ -16,4 +16,8 @@ struct ApiError {
 // `{"error":{"message":...,"type":...,"code":...}}`, the shape OpenAI clients parse.
 std::string openAiErrorBody(const ApiError& error);
 
+// `{"type":"error","error":{"type":...,"message":...}}`, the shape Anthropic clients parse;
+// the type follows the status as Anthropic's API names it.
+std::string anthropicErrorBody(const ApiError& error);
+
 }  // namespace sluice::proxy

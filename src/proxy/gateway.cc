@@ -272,7 +272,28 @@ int runGateway(const config::Config& config) {
     spdlog::info("{} plugins loaded", plugin_set->plugins().size());
   }
 
-  auto state = std::make_shared<const GatewayState>(config);
+  auto state = std::make_shared<GatewayState>(config);
+  for (const auto& provider : config.providers) {
+    auto& runtime = state->providers.emplace_back();
+    for (size_t i = 0; i < provider.api_tokens.size(); ++i) {
+      runtime.token_rest_until.push_back(std::make_unique<std::atomic<int64_t>>(0));
+    }
+    const bool https = std::any_of(provider.endpoints.begin(), provider.endpoints.end(),
+                                   [](const auto& e) { return e.scheme == "https"; });
+    if (https) {
+      auto tls = http::UpstreamTlsContext::create(provider.tls);
+      if (!tls) {
+        spdlog::error("provider {}: {}", provider.id, tls.error());
+        return 1;
+      }
+      runtime.tls = std::move(*tls);
+      if (provider.tls.insecure_skip_verify) {
+        spdlog::warn("provider {}: tls.insecure_skip_verify is set: upstream certificates are "
+                     "not verified",
+                     provider.id);
+      }
+    }
+  }
   AccessLog access_log(config.access_log);
   std::atomic<int> open_connections{0};
   std::list<Worker> workers;

@@ -12,7 +12,10 @@
 
 #include "common/json_writer.h"
 #include "common/request_id.h"
+#include "proxy/body_transform.h"
 #include "proxy/request_fields.h"
+#include "providers/provider_type.h"
+#include "translate/translate.h"
 
 namespace sluice::proxy {
 
@@ -33,8 +36,15 @@ struct ProxyHandler::Exchange {
   bool keep_alive = true;
 
   RequestFields fields;
+  providers::Capability capability = providers::Capability::kChat;
+  bool anthropic_client = false;  // came in on /v1/messages: errors in Anthropic's shape
   const config::Route* route = nullptr;
   const config::Provider* provider = nullptr;
+  const ProviderRuntime* runtime = nullptr;
+  const providers::ProviderType* type = nullptr;
+  providers::Capability upstream_capability = providers::Capability::kChat;
+  std::string upstream_model;
+  Translation translation = Translation::kNone;
   std::string upstream;
   int status = 0;
   uint64_t bytes_out = 0;
@@ -184,8 +194,9 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
   // Errors are built as named values before any co_await: GCC 12 destroys a brace-initialised
   // temporary argument of a coroutine call twice.
   std::optional<ApiError> error;
-  if (x.path == "/v1/chat/completions" || x.path == "/v1/completions" ||
-      x.path == "/v1/embeddings") {
+  if (auto capability = providers::capabilityOfPath(x.path)) {
+    x.capability = *capability;
+    x.anthropic_client = *capability == providers::Capability::kMessages;
     if (is_post) {
       co_await proxy(x);
     } else {
@@ -252,7 +263,8 @@ Task<void> ProxyHandler::respond(Exchange& x, bhttp::status status, std::string 
 
 Task<void> ProxyHandler::fail(Exchange& x, ApiError error) {
   x.error = error.message;
-  co_await respond(x, static_cast<bhttp::status>(error.status), openAiErrorBody(error));
+  auto body = x.anthropic_client ? anthropicErrorBody(error) : openAiErrorBody(error);
+  co_await respond(x, static_cast<bhttp::status>(error.status), std::move(body));
 }
 
 namespace {
@@ -452,27 +464,69 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
   }
   x.route = &state.config.routes[route_index];
   x.provider = &state.config.providers[x.route->provider_index];
+  x.runtime = &state.providers[x.route->provider_index];
+  x.type = &providers::providerType(x.provider->type);
 
-  // The upstream request reuses the client's body string: forwarded byte for byte, not copied.
+  // The dialect decides what the upstream is asked: the same capability, or chat ⇄ messages
+  // with translation both ways.
+  const bool anthropic_upstream = x.type->dialect() == providers::Dialect::kAnthropic;
+  x.upstream_capability = x.capability;
+  if (x.capability == providers::Capability::kChat && anthropic_upstream) {
+    x.upstream_capability = providers::Capability::kMessages;
+    x.translation = Translation::kAnthropicToOpenAi;
+  } else if (x.capability == providers::Capability::kMessages && !anthropic_upstream) {
+    x.upstream_capability = providers::Capability::kChat;
+    x.translation = Translation::kOpenAiToAnthropic;
+  }
+  if (!x.type->supports(x.upstream_capability)) {
+    ApiError error{400, "invalid_request_error", "unsupported_capability",
+                   fmt::format("provider {} (type {}) does not serve {}", x.provider->id,
+                               x.provider->type, providers::capabilityName(x.capability))};
+    co_return co_await fail(x, std::move(error));
+  }
+
+  // Model mapping, then the body the upstream gets: the client's bytes when nothing changes.
+  x.upstream_model = x.provider->model_mapping.map(x.fields.model);
+  auto& body = x.request.body();
+  if (x.translation == Translation::kOpenAiToAnthropic) {
+    auto translated = translate::anthropicToOpenAiRequest(body, x.upstream_model);
+    if (!translated) {
+      ApiError error{translated.error().status, "invalid_request_error", "invalid_request",
+                     translated.error().message};
+      co_return co_await fail(x, std::move(error));
+    }
+    body = std::move(*translated);
+  } else if (x.translation == Translation::kAnthropicToOpenAi) {
+    auto translated = translate::openAiToAnthropicRequest(body, x.upstream_model,
+                                                          x.provider->max_tokens_default);
+    if (!translated) {
+      ApiError error{translated.error().status, "invalid_request_error", "invalid_request",
+                     translated.error().message};
+      co_return co_await fail(x, std::move(error));
+    }
+    body = std::move(*translated);
+  } else if (x.upstream_model != x.fields.model) {
+    renameModel(body, x.fields.model, x.upstream_model);
+  }
+
+  // The upstream request reuses the body string: forwarded byte for byte, not copied.
   Request upstream_request{x.request.method(), "", 11};
   for (const auto& field : x.request) {
     if (isHopByHop(field.name(), field.name_string()) ||
         isClientOnly(field.name(), field.name_string()) ||
-        beast::iequals(field.name_string(), "x-request-id")) {
+        beast::iequals(field.name_string(), "x-request-id") ||
+        (x.translation != Translation::kNone &&
+         (beast::iequals(field.name_string(), "anthropic-version") ||
+          beast::iequals(field.name_string(), "anthropic-beta")))) {
       continue;
     }
     upstream_request.insert(field.name_string(), field.value());
   }
   upstream_request.set("x-request-id", x.request_id);
-  if (!x.provider->api_tokens.empty()) {
-    if (next_token_.size() < state.config.providers.size()) {
-      next_token_.resize(state.config.providers.size());
-    }
-    const auto& tokens = x.provider->api_tokens;
-    const auto& token = tokens[next_token_[x.route->provider_index]++ % tokens.size()];
-    upstream_request.set(bhttp::field::authorization, "Bearer " + token);
+  if (x.translation != Translation::kNone) {
+    upstream_request.set(bhttp::field::content_type, "application/json");
   }
-  upstream_request.body() = std::move(x.request.body());
+  upstream_request.body() = std::move(body);
   upstream_request.prepare_payload();
 
   {
@@ -489,27 +543,45 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
 
 Task<void> ProxyHandler::forward(Exchange& x, Request& upstream_request) {
   const auto& config = x.state->config;
-  const auto& endpoints = x.provider->endpoints;
+  const auto& provider = *x.provider;
+  const auto& endpoints = provider.endpoints;
   const auto connect_timeout = std::chrono::milliseconds(config.timeouts.connect_ms);
   const auto first_byte_timeout = std::chrono::milliseconds(config.timeouts.first_byte_ms);
+  const auto provider_index = x.route->provider_index;
   if (next_endpoint_.size() < config.providers.size()) next_endpoint_.resize(config.providers.size());
-  const size_t first = next_endpoint_[x.route->provider_index]++;
-  const auto target = x.request.target();
+  if (next_token_.size() < config.providers.size()) next_token_.resize(config.providers.size());
+  size_t endpoint_cursor = next_endpoint_[provider_index]++;
   auto& watch = *x.client.watch;
 
+  // Sets the auth headers of one token (none when the provider has no tokens).
+  std::vector<bool> tried(provider.api_tokens.size(), false);
+  int token = x.runtime->pickToken(next_token_[provider_index], tried);
+  auto authenticate = [&] {
+    for (const char* name : {"authorization", "x-api-key", "api-key", "anthropic-version"}) {
+      upstream_request.erase(name);
+    }
+    providers::Headers headers;
+    x.type->addHeaders(provider, token >= 0 ? std::string_view(provider.api_tokens[token]) : "",
+                       headers);
+    for (const auto& [name, value] : headers) upstream_request.set(name, value);
+  };
+  authenticate();
+
   ApiError last_error{502, "upstream_error", "upstream_unreachable", "no upstream endpoint answered"};
-  // Each endpoint is tried once (a stale pooled connection gets one fresh retry), and only
-  // while nothing has been sent to the client.
+  // Each endpoint is tried once (a stale pooled connection gets one fresh retry; a token
+  // refused with 401/403/429 gives way to the next token), only while nothing has been sent
+  // to the client.
   for (size_t i = 0; i < endpoints.size(); ++i) {
-    const auto& endpoint = endpoints[(first + i) % endpoints.size()];
+    const auto& endpoint = endpoints[endpoint_cursor++ % endpoints.size()];
     x.upstream = endpoint.url;
-    upstream_request.target(upstreamTarget(endpoint, target));
+    upstream_request.target(x.type->target(x.upstream_capability, provider, endpoint, x.upstream_model));
     upstream_request.set(bhttp::field::host, hostHeader(endpoint));
 
-    auto [ec, connection] = co_await pool_.acquire(endpoint, connect_timeout);
-    for (int attempt = 0; attempt < 2 && !ec; ++attempt) {
+    auto* tls = x.runtime->tls.get();
+    auto [ec, connection] = co_await pool_.acquire(endpoint, connect_timeout, tls);
+    for (int attempt = 0; attempt < 2 + static_cast<int>(tried.size()) && !ec; ++attempt) {
       if (watch.client_gone) co_return;
-      watch.upstream = &connection->stream;
+      watch.upstream = &connection->stream.tcp();
       UpstreamParser parser;
       parser.body_limit(boost::none);
       connection->stream.expires_after(first_byte_timeout);
@@ -520,6 +592,22 @@ Task<void> ProxyHandler::forward(Exchange& x, Request& upstream_request) {
             connection->stream, connection->buffer, parser, kNoThrow);
       } else {
         ec = write_ec;
+      }
+      const auto status = parser.get().result_int();
+      if (!ec && token >= 0 && (status == 401 || status == 403 || status == 429)) {
+        // This token is refused: it rests, and another one gets the request.
+        x.runtime->rest(token, std::chrono::milliseconds(provider.token_cooldown_ms));
+        tried[token] = true;
+        const int next = x.runtime->pickToken(next_token_[provider_index], tried);
+        if (next >= 0) {
+          spdlog::warn("request {}: provider {} refused token #{} ({}): trying token #{}",
+                       x.request_id, provider.id, token, status, next);
+          token = next;
+          authenticate();
+          watch.upstream = nullptr;
+          std::tie(ec, connection) = co_await pool_.connect(endpoint, connect_timeout, tls);
+          continue;
+        }
       }
       if (!ec) {
         co_await relay(x, *connection, parser);
@@ -540,7 +628,7 @@ Task<void> ProxyHandler::forward(Exchange& x, Request& upstream_request) {
       if (watch.client_gone) co_return;
       if (!connection->reused) break;
       // A pooled connection the upstream had closed: retry once on a new one.
-      std::tie(ec, connection) = co_await pool_.connect(endpoint, connect_timeout);
+      std::tie(ec, connection) = co_await pool_.connect(endpoint, connect_timeout, tls);
     }
     if (ec == beast::error::timeout) {
       last_error = {504, "upstream_error", "upstream_timeout",
@@ -579,6 +667,17 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
   enum class Framing { kLength, kChunked, kClose };
   bhttp::response<bhttp::empty_body> head{upstream.result(), x.request.version()};
   const bool body_plugins = x.chain && x.chain->wantsResponseBody();
+  TransformSpec spec;
+  spec.translation = x.translation;
+  spec.event_stream = upstream[bhttp::field::content_type].find("text/event-stream") !=
+                      std::string_view::npos;
+  spec.status = x.status;
+  spec.client_model = x.fields.model;
+  spec.upstream_model = x.upstream_model;
+  spec.include_usage = x.fields.include_usage;
+  spec.max_body_bytes = x.state->config.limits.max_upstream_body_bytes;
+  auto transform = makeBodyTransform(spec);
+  const bool rewritten = body_plugins || transform != nullptr;
   if (x.chain) {
     auto& stream = *x.stream;
     fillResponseHeaders(upstream.base(), stream.response_headers);
@@ -594,7 +693,7 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
           x.status = static_cast<int>(code);
         }
       } else if (!name.starts_with(':') && name != "x-request-id" &&
-                 !(body_plugins && name == "content-length")) {
+                 !(rewritten && name == "content-length")) {
         head.insert(name, value);
       }
     }
@@ -613,7 +712,7 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
                        upstream.result() == bhttp::status::not_modified ||
                        x.request.method() == bhttp::verb::head;
   const auto length = parser.content_length();
-  if (no_body || (length && !body_plugins)) {
+  if (no_body || (length && !rewritten)) {
     framing = Framing::kLength;
     head.content_length(no_body ? 0 : *length);
   } else if (x.request.version() >= 11) {
@@ -656,6 +755,8 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
   };
 
   std::array<char, kRelayBufferBytes> buffer;
+  std::string transformed;  // reused: what the transform made of the last read
+  bool transform_finished = false;
   bool complete = true;
   while (!parser.is_done()) {
     parser.get().body().data = buffer.data();
@@ -672,6 +773,19 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
     }
     const size_t got = buffer.size() - parser.get().body().size;
     std::string_view piece(buffer.data(), got);
+    if (transform) {
+      transformed.clear();
+      if (!transform->feed(piece, transformed)) {
+        x.error = "the upstream answer could not be transformed (too large or malformed)";
+        complete = false;
+        break;
+      }
+      if (parser.is_done()) {
+        transform->finish(transformed);
+        transform_finished = true;
+      }
+      piece = transformed;
+    }
     if (body_plugins) {
       if (got == 0 && !parser.is_done()) continue;
       if (!filter(piece, parser.is_done())) {
@@ -684,6 +798,16 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
       x.error = "client write failed";
       complete = false;
       break;
+    }
+  }
+  if (complete && transform && !transform_finished) {  // the answer had no body to read
+    transformed.clear();
+    transform->finish(transformed);
+    if (body_plugins) {
+      complete = filter(transformed, true);
+      if (complete) complete = co_await writeBody(x, framing == Framing::kChunked, x.stream->response_body);
+    } else {
+      complete = co_await writeBody(x, framing == Framing::kChunked, transformed);
     }
   }
   if (complete && body_plugins && !plugins_saw_end) {

@@ -41,6 +41,14 @@ tl::expected<RequestFields, ApiError> parseRequestFields(std::string& body) {
       }
       fields.model.assign(model);
       has_model = true;
+    } else if (key == "stream_options") {
+      ondemand::object options;
+      if (field.value().get_object().get(options) == SUCCESS) {
+        bool include = false;
+        if (options["include_usage"].get_bool().get(include) == SUCCESS) {
+          fields.include_usage = include;
+        }
+      }
     } else if (key == "stream") {
       auto value = field.value();
       bool is_null = false;

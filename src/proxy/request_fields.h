@@ -12,6 +12,7 @@ namespace sluice::proxy {
 struct RequestFields {
   std::string model;
   bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
 };
 
 // Parses `body` once with simdjson on-demand. May grow the string's capacity by

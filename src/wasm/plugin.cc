@@ -874,8 +874,14 @@ bool PluginInstance::ensureHealthy() {
   return true;
 }
 
+std::string PluginInstance::downReason() const {
+  if (last_error_.empty()) return "the instance is down";
+  return "the instance is down after repeated failures, the last: " + last_error_;
+}
+
 void PluginInstance::markBroken(const std::string& why) {
   broken_ = true;
+  last_error_ = why;
   ++stats_.failures;
   // The first rebuild is immediate; a plugin that keeps failing is rebuilt less and less
   // often (10 ms, 20 ms, ... up to 5 s), and meanwhile its failure policy answers.
@@ -893,7 +899,7 @@ CallOutcome PluginInstance::call(std::string_view function, std::initializer_lis
 }
 
 CallOutcome PluginInstance::call(std::string_view function, std::span<const RawVal> args) {
-  if (!vm_ || broken_) return CallOutcome{false, 0, "the plugin instance is down"};
+  if (!vm_ || broken_) return CallOutcome{false, 0, downReason()};
   if (!vm_->hasExport(function)) return CallOutcome{};
   ++stats_.calls;
   const auto deadline = nowNanos() + int64_t(plugin_->settings().limits.deadline_ms) * 1000000;

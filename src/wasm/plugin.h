@@ -154,6 +154,8 @@ class PluginInstance {
   const Plugin& plugin() const { return *plugin_; }
   const std::string& name() const { return plugin_->settings().name; }
 
+  // Why calls fail while the instance is down (names the last failure).
+  std::string downReason() const;
   // A new HTTP context (proxy_on_context_create); 0 when the instance is not healthy.
   uint32_t createContext();
   // Calls `function(context, args...)` with `stream` visible to host functions.
@@ -204,6 +206,7 @@ class PluginInstance {
   uint64_t generation_ = 0;
   std::chrono::steady_clock::time_point next_rebuild_{};
   uint32_t consecutive_failures_ = 0;
+  std::string last_error_;
 
   uint32_t root_context_ = 1;
   uint32_t next_context_ = 2;

@@ -66,7 +66,9 @@ ChainStatus PluginChain::run(Phase phase, size_t from, size_t to) {
     auto& entry = entries_[i];
     if (entry.skipped || !entry.instance->plugin().exports(callback)) continue;
     if (!ready(entry)) {
-      if (fail(entry, "the instance is down") == ChainStatus::kFailed) return ChainStatus::kFailed;
+      if (fail(entry, entry.instance->downReason()) == ChainStatus::kFailed) {
+        return ChainStatus::kFailed;
+      }
       continue;
     }
     uint64_t size = 0;
