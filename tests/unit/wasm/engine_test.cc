@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -600,6 +602,35 @@ TEST_P(EngineTest, VmUsedOnAFinishedThreadCanBeDestroyedElsewhere) {
   auto here = instantiate("basic");
   ASSERT_TRUE(here);
   EXPECT_EQ(here->call("increment", {}).value, RawVal{1});
+}
+
+TEST_P(EngineTest, VmDestroyedWhileItsThreadRunsLeaksInsteadOfCrashing) {
+  // A misuse: the engine logs it and leaks the isolate; both threads go on working.
+  std::unique_ptr<WasmVm> vm;
+  std::mutex mutex;
+  std::condition_variable changed;
+  int stage = 0;
+  CallResult after;
+  std::thread worker([&] {
+    vm = instantiate("basic");
+    if (vm) vm->call("increment", {});
+    std::unique_lock lock(mutex);
+    stage = 1;
+    changed.notify_all();
+    changed.wait(lock, [&] { return stage == 2; });
+    auto next = instantiate("basic");
+    if (next) after = next->call("increment", {});
+  });
+  {
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return stage == 1; });
+    vm.reset();
+    stage = 2;
+    changed.notify_all();
+  }
+  worker.join();
+  EXPECT_EQ(after.status, CallStatus::kOk) << after.message;
+  EXPECT_EQ(after.value, RawVal{1});
 }
 
 TEST_P(EngineTest, CallFromAnotherThreadIsRefused) {
