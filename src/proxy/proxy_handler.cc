@@ -447,15 +447,29 @@ Task<void> ProxyHandler::respondLocal(Exchange& x, const wasm::LocalResponse& lo
 }
 
 Task<void> ProxyHandler::proxy(Exchange& x) {
-  auto fields = parseRequestFields(x.request.body());
-  if (!fields) co_return co_await fail(x, fields.error());
-  x.fields = std::move(*fields);
-
   const auto& state = *x.state;
+  auto fields = parseRequestFields(x.request.body());
+  // SGLang's native /generate names no model: it goes to the first route whose provider
+  // serves it.
+  const bool generate_without_model = !fields && fields.error().code == "missing_model" &&
+                                      x.capability == providers::Capability::kGenerate;
+  if (!fields && !generate_without_model) co_return co_await fail(x, fields.error());
+  if (fields) x.fields = std::move(*fields);
+
   int route_index = state.routes.find(x.fields.model);
+  if (generate_without_model) {
+    for (size_t i = 0; i < state.config.routes.size() && route_index < 0; ++i) {
+      const auto& provider = state.config.providers[state.config.routes[i].provider_index];
+      if (providers::providerType(provider.type).supports(providers::Capability::kGenerate)) {
+        route_index = static_cast<int>(i);
+      }
+    }
+  }
   if (plugins_ != nullptr && !plugins_->chainFor(route_index).empty()) {
     if (!co_await runRequestPlugins(x, route_index)) co_return;
-    route_index = state.routes.find(x.fields.model);  // a plugin may have changed the model
+    if (!generate_without_model) {
+      route_index = state.routes.find(x.fields.model);  // a plugin may have changed the model
+    }
   }
   if (route_index < 0) {
     ApiError error{404, "invalid_request_error", "model_not_found",
