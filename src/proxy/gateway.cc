@@ -56,7 +56,12 @@ class Worker {
       });
     }
     asio::co_spawn(io_, accept(), asio::detached);
-    thread_ = std::thread([this] { io_.run(); });
+    thread_ = std::thread([this] {
+      io_.run();
+      // Plugin instances (engine isolates) end on the thread that used them.
+      handler_.setPlugins(nullptr);
+      plugins_.reset();
+    });
   }
 
   // Stops accepting and closes connections that wait for a next request.
@@ -74,8 +79,6 @@ class Worker {
   void stop() {
     io_.stop();
     if (thread_.joinable()) thread_.join();
-    handler_.setPlugins(nullptr);
-    plugins_.reset();
   }
 
  private:

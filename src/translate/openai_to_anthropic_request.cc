@@ -436,8 +436,12 @@ bool OpenAiRequestConverter::writeToolUse(dom::element call_value, const Path& a
       return false;
     } else if (arguments.find_first_not_of(" \t\r\n") != std::string_view::npos) {
       dom::element parsed;
-      if (detail::parseJson(arguments, parsed, detail::ParserSlot::kNested) != simdjson::SUCCESS ||
-          !parsed.is_object()) {
+      if (auto error = detail::parseJson(arguments, parsed, detail::ParserSlot::kNested)) {
+        return reader_.fail(arguments_path,
+                            fmt::format("must be a JSON object encoded as a string ({})",
+                                        simdjson::error_message(error)));
+      }
+      if (!parsed.is_object()) {
         return reader_.fail(arguments_path, "must be a JSON object encoded as a string");
       }
       input = detail::serialize(parsed);

@@ -67,8 +67,9 @@ void OpenAiToAnthropicStream::onEvent(std::string_view event_name, std::string_v
       cached_tokens_ = countOrZero(details, "cached_tokens");
     }
   }
-  if (!started_)
+  if (!started_) {
     start(detail::stringField(document, "id"), detail::stringField(document, "model"), out);
+  }
 
   dom::array choices;
   if (chunk["choices"].get_array().get(choices) != simdjson::SUCCESS) return;

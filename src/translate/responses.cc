@@ -200,11 +200,12 @@ bool OpenAiResponseConverter::writeToolUse(dom::element call_value, const Path& 
   if (!reader_.optionalString(function, "arguments", function_path, arguments)) return false;
   if (arguments && arguments->find_first_not_of(" \t\r\n") != std::string_view::npos) {
     dom::element parsed;
-    if (detail::parseJson(*arguments, parsed, detail::ParserSlot::kNested) != simdjson::SUCCESS ||
-        !parsed.is_object()) {
+    const auto error = detail::parseJson(*arguments, parsed, detail::ParserSlot::kNested);
+    if (error || !parsed.is_object()) {
       return reader_.fail(arguments_path,
-                          "is not a JSON object (the model wrote invalid tool "
-                          "arguments)");
+                          fmt::format("is not a JSON object (the model wrote invalid tool "
+                                      "arguments: {})",
+                                      error ? simdjson::error_message(error) : "not an object"));
     }
     input = detail::serialize(parsed);
   }

@@ -908,6 +908,11 @@ CallOutcome PluginInstance::call(std::string_view function, std::span<const RawV
   auto result = vm_->call(function, args);
   watchdog_.deadline_ns.store(0, std::memory_order_release);
   watchdog_.vm.store(nullptr, std::memory_order_release);
+  // V8 may not act on a termination request inside some operations (a loop of memory.grow):
+  // a call that comes back after its deadline is a deadline miss all the same.
+  if (result.status == CallStatus::kOk && nowNanos() > deadline) {
+    result.status = CallStatus::kTerminated;
+  }
   switch (result.status) {
     case CallStatus::kOk:
       return CallOutcome{true, result.value.value_or(0), {}};

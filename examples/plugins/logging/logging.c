@@ -6,7 +6,7 @@
 /* What one stream remembers between callbacks. */
 typedef struct {
   uint64_t start_ns;
-  char request_id[37];
+  char request_id[129]; /* the gateway accepts ids up to 128 bytes */
 } stream_state;
 
 static pw_ctx_map g_streams;
