@@ -189,7 +189,11 @@ void appendBase64(std::string& out, const unsigned char* data, size_t size) {
 }
 
 std::string_view finishReason(const Completion& c) {
-  if (c.dialect == Dialect::kAnthropicMessages) return c.truncated ? "max_tokens" : "end_turn";
+  if (c.dialect == Dialect::kAnthropicMessages) {
+    if (!c.tool_name.empty()) return "tool_use";
+    return c.truncated ? "max_tokens" : "end_turn";
+  }
+  if (!c.tool_name.empty()) return "tool_calls";
   return c.truncated ? "length" : "stop";
 }
 
@@ -198,6 +202,38 @@ void writeOpenAiUsage(JsonWriter& w, const Completion& c) {
   w.key("prompt_tokens").value(c.prompt_tokens);
   w.key("completion_tokens").value(c.tokens);
   w.key("total_tokens").value(c.prompt_tokens + c.tokens);
+  w.key("prompt_tokens_details").beginObject().key("cached_tokens").value(c.cached_tokens);
+  w.endObject();
+  w.endObject();
+}
+
+// Anthropic usage as message_start and a whole message carry it.
+void writeAnthropicUsage(JsonWriter& w, const Completion& c, int64_t output_tokens) {
+  w.key("usage").beginObject();
+  w.key("input_tokens").value(c.prompt_tokens);
+  w.key("cache_creation_input_tokens").value(int64_t{0});
+  w.key("cache_read_input_tokens").value(c.cached_tokens);
+  w.key("output_tokens").value(output_tokens);
+  w.endObject();
+}
+
+// SGLang's meta_info: finish_reason is null while streaming, then {"type":"stop"|"length"}.
+void writeSglangMetaInfo(JsonWriter& w, const Completion& c, int64_t completion_tokens,
+                         bool finished) {
+  w.key("meta_info").beginObject();
+  w.key("id").value(c.id);
+  w.key("finish_reason");
+  if (!finished) {
+    w.null();
+  } else if (c.truncated) {
+    w.beginObject().key("type").value("length").key("length").value(completion_tokens);
+    w.endObject();
+  } else {
+    w.beginObject().key("type").value("stop").key("matched").null().endObject();
+  }
+  w.key("prompt_tokens").value(c.prompt_tokens);
+  w.key("completion_tokens").value(completion_tokens);
+  w.key("cached_tokens").value(c.cached_tokens);
   w.endObject();
 }
 
@@ -250,7 +286,151 @@ std::string_view anthropicErrorType(int status) {
   }
 }
 
+// Reads a message's content (a string, or an array of parts whose "text" strings are read) and
+// tells whether it mentions "weather"; everything else in it is validated.
+std::string readContentMentions(od::value& value, bool& mentions) {
+  od::json_type type;
+  if (auto error = value.type().get(type)) return jsonError(error);
+  if (type == od::json_type::string) {
+    std::string_view text;
+    if (auto error = value.get_string().get(text)) return jsonError(error);
+    mentions = mentions || mentionsWeather(text);
+    return {};
+  }
+  if (type != od::json_type::array) return validateOrReport(value);
+  od::array parts;
+  if (auto error = value.get_array().get(parts)) return jsonError(error);
+  for (auto element : parts) {
+    od::value part;
+    if (auto error = element.get(part)) return jsonError(error);
+    od::json_type part_type;
+    if (auto error = part.type().get(part_type)) return jsonError(error);
+    if (part_type != od::json_type::object) {
+      if (auto message = validateOrReport(part); !message.empty()) return message;
+      continue;
+    }
+    od::object object;
+    if (auto error = part.get_object().get(object)) return jsonError(error);
+    for (auto field_result : object) {
+      od::field field;
+      std::string_view name;
+      if (auto error = std::move(field_result).get(field)) return jsonError(error);
+      if (auto error = field.unescaped_key().get(name)) return jsonError(error);
+      od::json_type field_type;
+      if (auto error = field.value().type().get(field_type)) return jsonError(error);
+      if (name == "text" && field_type == od::json_type::string) {
+        std::string_view text;
+        if (auto error = field.value().get_string().get(text)) return jsonError(error);
+        mentions = mentions || mentionsWeather(text);
+      } else if (auto message = validateOrReport(field.value()); !message.empty()) {
+        return message;
+      }
+    }
+  }
+  return {};
+}
+
+std::string readMessages(od::value& value, GenerationRequest& out) {
+  od::array array;
+  if (value.get_array().get(array)) return "messages must be an array";
+  for (auto element : array) {
+    od::value item;
+    if (auto error = element.get(item)) return jsonError(error);
+    od::object object;
+    if (item.get_object().get(object)) return "messages items must be objects";
+    bool from_user = false;
+    bool mentions = false;
+    for (auto field_result : object) {
+      od::field field;
+      std::string_view name;
+      if (auto error = std::move(field_result).get(field)) return jsonError(error);
+      if (auto error = field.unescaped_key().get(name)) return jsonError(error);
+      std::string message;
+      if (name == "role") {
+        std::string_view role;
+        if (field.value().get_string().get(role)) return "messages[].role must be a string";
+        from_user = role == "user";
+      } else if (name == "content") {
+        message = readContentMentions(field.value(), mentions);
+      } else {
+        message = validateOrReport(field.value());
+      }
+      if (!message.empty()) return message;
+    }
+    out.last_user_mentions_weather = from_user && mentions;
+  }
+  return {};
+}
+
+// Reads the name of a tool: {"name"} (Anthropic) or {"function":{"name"}} (OpenAI).
+std::string readToolName(od::value& value, std::string& name_out) {
+  od::object object;
+  if (value.get_object().get(object)) return "tools items must be objects";
+  for (auto field_result : object) {
+    od::field field;
+    std::string_view name;
+    if (auto error = std::move(field_result).get(field)) return jsonError(error);
+    if (auto error = field.unescaped_key().get(name)) return jsonError(error);
+    std::string message;
+    if (name == "name") {
+      message = readString(field.value(), "tools[].name", name_out);
+    } else if (name == "function") {
+      od::object function;
+      if (field.value().get_object().get(function)) return "tools[].function must be an object";
+      for (auto inner_result : function) {
+        od::field inner;
+        std::string_view inner_name;
+        if (auto error = std::move(inner_result).get(inner)) return jsonError(error);
+        if (auto error = inner.unescaped_key().get(inner_name)) return jsonError(error);
+        message = inner_name == "name"
+                      ? readString(inner.value(), "tools[].function.name", name_out)
+                      : validateOrReport(inner.value());
+        if (!message.empty()) return message;
+      }
+    } else {
+      message = validateOrReport(field.value());
+    }
+    if (!message.empty()) return message;
+  }
+  return {};
+}
+
+std::string readTools(od::value& value, GenerationRequest& out) {
+  if (isNull(value)) return {};
+  od::array array;
+  if (value.get_array().get(array)) return "tools must be an array";
+  for (auto element : array) {
+    od::value item;
+    if (auto error = element.get(item)) return jsonError(error);
+    std::string message;
+    if (!out.has_tools) {
+      out.has_tools = true;
+      message = readToolName(item, out.first_tool_name);
+    } else {
+      message = validateOrReport(item);
+    }
+    if (!message.empty()) return message;
+  }
+  return {};
+}
+
 }  // namespace
+
+bool mentionsWeather(std::string_view text) {
+  static constexpr std::string_view kWord = "weather";
+  if (text.size() < kWord.size()) return false;
+  for (size_t i = 0; i + kWord.size() <= text.size(); ++i) {
+    size_t k = 0;
+    while (k < kWord.size()) {
+      char ch = text[i + k];
+      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+      if (ch != kWord[k]) break;
+      ++k;
+    }
+    if (k == kWord.size()) return true;
+  }
+  return false;
+}
 
 static_assert(kParsePadding >= simdjson::SIMDJSON_PADDING);
 
@@ -270,6 +450,24 @@ std::string parseGenerationRequest(const std::string& body, GenerationRequest& o
     if (key == "stream") return readBool(value, "stream", out.stream);
     if (key == "max_tokens" || key == "max_completion_tokens") {
       return readCount(value, key, out.max_tokens);
+    }
+    if (key == "messages") return readMessages(value, out);
+    if (key == "tools") return readTools(value, out);
+    if (key == "sampling_params" && !isNull(value)) {  // SGLang /generate
+      od::object params;
+      if (value.get_object().get(params)) return "sampling_params must be an object";
+      for (auto field_result : params) {
+        od::field field;
+        std::string_view name;
+        if (auto error = std::move(field_result).get(field)) return jsonError(error);
+        if (auto error = field.unescaped_key().get(name)) return jsonError(error);
+        auto message =
+            name == "max_new_tokens"
+                ? readCount(field.value(), "sampling_params.max_new_tokens", out.max_tokens)
+                : validateOrReport(field.value());
+        if (!message.empty()) return message;
+      }
+      return {};
     }
     if (key == "stream_options" && !isNull(value)) {
       od::object options;
@@ -425,7 +623,8 @@ std::string parseRerankRequest(const std::string& body, RerankRequest& out) {
 }
 
 Completion planCompletion(Dialect dialect, const GenerationRequest& request, int tokens,
-                          uint64_t sequence, int64_t prompt_tokens, int64_t now) {
+                          uint64_t sequence, int64_t prompt_tokens, int64_t now,
+                          std::string_view tool_name, int64_t cached_tokens) {
   Completion c;
   c.dialect = dialect;
   switch (dialect) {
@@ -438,6 +637,9 @@ Completion planCompletion(Dialect dialect, const GenerationRequest& request, int
     case Dialect::kAnthropicMessages:
       c.id = "msg_mock_";
       break;
+    case Dialect::kSglangGenerate:
+      c.id = "gen-mock-";
+      break;
   }
   appendSigned(c.id, static_cast<int64_t>(sequence));
   c.model = request.model.empty() ? "mock-model" : request.model;
@@ -448,13 +650,31 @@ Completion planCompletion(Dialect dialect, const GenerationRequest& request, int
     c.truncated = true;
   }
   c.prompt_tokens = prompt_tokens;
+  c.cached_tokens = cached_tokens;
   c.include_usage = request.include_usage;
+  if (!tool_name.empty() &&
+      (dialect == Dialect::kOpenAiChat || dialect == Dialect::kAnthropicMessages)) {
+    c.tool_name.assign(tool_name);
+    c.tokens = static_cast<int>(std::size(kToolArgumentFragments));
+    c.truncated = false;
+  }
+  // OpenAI counts cached tokens inside prompt_tokens.
+  if (dialect != Dialect::kAnthropicMessages)
+    c.prompt_tokens = std::max(c.prompt_tokens, cached_tokens);
   return c;
 }
 
 void writeCompletionBody(const Completion& c, std::string& out) {
   JsonWriter w(out);
-  const std::string text = tokensText(c.tokens);
+  const bool tool = !c.tool_name.empty();
+  const std::string text = tool ? std::string() : tokensText(c.tokens);
+  if (c.dialect == Dialect::kSglangGenerate) {
+    w.beginObject();
+    w.key("text").value(text);
+    writeSglangMetaInfo(w, c, c.tokens, true);
+    w.endObject();
+    return;
+  }
   w.beginObject();
   w.key("id").value(c.id);
   if (c.dialect == Dialect::kAnthropicMessages) {
@@ -462,15 +682,19 @@ void writeCompletionBody(const Completion& c, std::string& out) {
     w.key("role").value("assistant");
     w.key("model").value(c.model);
     w.key("content").beginArray().beginObject();
-    w.key("type").value("text");
-    w.key("text").value(text);
+    if (tool) {
+      w.key("type").value("tool_use");
+      w.key("id").value(kAnthropicToolUseId);
+      w.key("name").value(c.tool_name);
+      w.key("input").raw(kToolArguments);
+    } else {
+      w.key("type").value("text");
+      w.key("text").value(text);
+    }
     w.endObject().endArray();
     w.key("stop_reason").value(finishReason(c));
     w.key("stop_sequence").null();
-    w.key("usage").beginObject();
-    w.key("input_tokens").value(c.prompt_tokens);
-    w.key("output_tokens").value(c.tokens);
-    w.endObject();
+    writeAnthropicUsage(w, c, c.tokens);
     w.endObject();
     return;
   }
@@ -483,7 +707,18 @@ void writeCompletionBody(const Completion& c, std::string& out) {
   if (chat) {
     w.key("message").beginObject();
     w.key("role").value("assistant");
-    w.key("content").value(text);
+    if (tool) {
+      w.key("content").null();
+      w.key("tool_calls").beginArray().beginObject();
+      w.key("id").value(kOpenAiToolCallId);
+      w.key("type").value("function");
+      w.key("function").beginObject();
+      w.key("name").value(c.tool_name);
+      w.key("arguments").value(kToolArguments);
+      w.endObject().endObject().endArray();
+    } else {
+      w.key("content").value(text);
+    }
     w.endObject();
   } else {
     w.key("text").value(text);
@@ -498,8 +733,10 @@ void writeCompletionBody(const Completion& c, std::string& out) {
 int StreamEvents::preludeSteps() const {
   switch (completion_.dialect) {
     case Dialect::kOpenAiChat:
-      return 1;  // role chunk
+      // role chunk (+ the tool call's id and name)
+      return completion_.tool_name.empty() ? 1 : 2;
     case Dialect::kOpenAiCompletion:
+    case Dialect::kSglangGenerate:
       return 0;
     case Dialect::kAnthropicMessages:
       return 3;  // message_start, content_block_start, ping
@@ -509,8 +746,9 @@ int StreamEvents::preludeSteps() const {
 
 int StreamEvents::epilogueSteps() const {
   // OpenAI: finish chunk, optional usage chunk, [DONE]. Anthropic: content_block_stop,
-  // message_delta, message_stop.
+  // message_delta, message_stop. SGLang: the final state with finish_reason, [DONE].
   if (completion_.dialect == Dialect::kAnthropicMessages) return 3;
+  if (completion_.dialect == Dialect::kSglangGenerate) return 2;
   return completion_.include_usage ? 3 : 2;
 }
 
@@ -551,6 +789,7 @@ bool StreamEvents::next(std::string& out, bool& is_token) {
 
 void StreamEvents::writePrelude(int step, std::string& out) const {
   const Completion& c = completion_;
+  if (!c.tool_name.empty()) return writeToolPrelude(step, out);
   JsonWriter w(out);
   if (c.dialect == Dialect::kOpenAiChat) {
     out += "data: ";
@@ -579,10 +818,8 @@ void StreamEvents::writePrelude(int step, std::string& out) const {
       w.key("content").beginArray().endArray();
       w.key("stop_reason").null();
       w.key("stop_sequence").null();
-      w.key("usage").beginObject();
-      w.key("input_tokens").value(c.prompt_tokens);
-      w.key("output_tokens").value(0);
-      w.endObject().endObject().endObject();
+      writeAnthropicUsage(w, c, 0);
+      w.endObject().endObject();
       break;
     case 1:
       out += "event: content_block_start\ndata: ";
@@ -597,8 +834,101 @@ void StreamEvents::writePrelude(int step, std::string& out) const {
   out += "\n\n";
 }
 
+void StreamEvents::writeToolPrelude(int step, std::string& out) const {
+  const Completion& c = completion_;
+  JsonWriter w(out);
+  if (c.dialect == Dialect::kOpenAiChat) {
+    out += "data: ";
+    beginOpenAiChunk(w, c);
+    w.key("choices").beginArray().beginObject();
+    w.key("index").value(0);
+    w.key("delta").beginObject();
+    if (step == 0) {
+      w.key("role").value("assistant").key("content").null();
+    } else {
+      w.key("tool_calls").beginArray().beginObject();
+      w.key("index").value(0);
+      w.key("id").value(kOpenAiToolCallId);
+      w.key("type").value("function");
+      w.key("function").beginObject().key("name").value(c.tool_name);
+      w.key("arguments").value("").endObject();
+      w.endObject().endArray();
+    }
+    w.endObject();
+    w.key("logprobs").null();
+    w.key("finish_reason").null();
+    w.endObject().endArray();
+    if (c.include_usage) w.key("usage").null();
+    w.endObject();
+    out += "\n\n";
+    return;
+  }
+  switch (step) {
+    case 0:
+      out += "event: message_start\ndata: ";
+      w.beginObject().key("type").value("message_start");
+      w.key("message").beginObject();
+      w.key("id").value(c.id);
+      w.key("type").value("message");
+      w.key("role").value("assistant");
+      w.key("model").value(c.model);
+      w.key("content").beginArray().endArray();
+      w.key("stop_reason").null();
+      w.key("stop_sequence").null();
+      writeAnthropicUsage(w, c, 0);
+      w.endObject().endObject();
+      break;
+    case 1:
+      out += "event: content_block_start\ndata: ";
+      w.beginObject().key("type").value("content_block_start").key("index").value(0);
+      w.key("content_block").beginObject();
+      w.key("type").value("tool_use");
+      w.key("id").value(kAnthropicToolUseId);
+      w.key("name").value(c.tool_name);
+      w.key("input").beginObject().endObject();
+      w.endObject().endObject();
+      break;
+    default:
+      out += "event: ping\ndata: {\"type\":\"ping\"}";
+      break;
+  }
+  out += "\n\n";
+}
+
+void StreamEvents::writeToolFragment(int index, std::string& out) const {
+  const Completion& c = completion_;
+  JsonWriter w(out);
+  const std::string_view fragment = kToolArgumentFragments[index];
+  if (c.dialect == Dialect::kAnthropicMessages) {
+    out += "event: content_block_delta\ndata: ";
+    w.beginObject().key("type").value("content_block_delta").key("index").value(0);
+    w.key("delta").beginObject().key("type").value("input_json_delta");
+    w.key("partial_json").value(fragment).endObject();
+    w.endObject();
+    out += "\n\n";
+    return;
+  }
+  out += "data: ";
+  beginOpenAiChunk(w, c);
+  w.key("choices").beginArray().beginObject();
+  w.key("index").value(0);
+  w.key("delta").beginObject().key("tool_calls").beginArray().beginObject();
+  w.key("index").value(0);
+  w.key("function").beginObject().key("arguments").value(fragment).endObject();
+  w.endObject().endArray().endObject();
+  w.key("logprobs").null();
+  w.key("finish_reason").null();
+  w.endObject().endArray();
+  if (c.include_usage) w.key("usage").null();
+  w.endObject();
+  out += "\n\n";
+}
+
 void StreamEvents::writeToken(int index, std::string& out) const {
   const Completion& c = completion_;
+  if (!c.tool_name.empty() && index < static_cast<int>(std::size(kToolArgumentFragments))) {
+    return writeToolFragment(index, out);
+  }
   JsonWriter w(out);
   // Token text never needs escaping, so it is appended in place rather than through a buffer.
   switch (c.dialect) {
@@ -623,6 +953,15 @@ void StreamEvents::writeToken(int index, std::string& out) const {
           "\"text\":\"";
       appendTokenText(out, index);
       out += "\"}}\n\n";
+      return;
+    case Dialect::kSglangGenerate:
+      // Each event carries the whole text so far, as SGLang streams it.
+      out += "data: ";
+      w.beginObject();
+      w.key("text").value(tokensText(index + 1));
+      writeSglangMetaInfo(w, c, index + 1, false);
+      w.endObject();
+      out += "\n\n";
       return;
   }
   if (c.include_usage) out += ",\"usage\":null";
@@ -657,6 +996,15 @@ void StreamEvents::writeEpilogue(int step, std::string& out) const {
   const bool last = step == epilogueSteps() - 1;
   if (last) {
     out += "data: [DONE]\n\n";
+    return;
+  }
+  if (c.dialect == Dialect::kSglangGenerate) {
+    out += "data: ";
+    w.beginObject();
+    w.key("text").value(tokensText(c.tokens));
+    writeSglangMetaInfo(w, c, c.tokens, true);
+    w.endObject();
+    out += "\n\n";
     return;
   }
   out += "data: ";

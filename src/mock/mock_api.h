@@ -11,7 +11,17 @@
 namespace sluice::mock {
 
 // The wire format an answer is written in.
-enum class Dialect { kOpenAiChat, kOpenAiCompletion, kAnthropicMessages };
+enum class Dialect { kOpenAiChat, kOpenAiCompletion, kAnthropicMessages, kSglangGenerate };
+
+// A tool-use answer calls the tool with these arguments, streamed in kToolArgumentFragments
+// pieces (partial_json / function.arguments deltas) that concatenate to kToolArguments.
+inline constexpr std::string_view kToolArguments = R"({"city":"Paris"})";
+inline constexpr std::string_view kToolArgumentFragments[] = {R"({"city")", R"(:"Par)", R"(is"})"};
+inline constexpr std::string_view kAnthropicToolUseId = "toolu_mock_1";
+inline constexpr std::string_view kOpenAiToolCallId = "call_mock_1";
+
+// True when `text` contains "weather" in any letter case.
+bool mentionsWeather(std::string_view text);
 
 // Token `index` of every generated answer is "tok{index} ": an answer of n tokens is the
 // concatenation "tok0 tok1 ... tok{n-1} " (note the trailing space).
@@ -21,8 +31,14 @@ void appendTokenText(std::string& out, int index);
 struct GenerationRequest {
   std::string model;
   bool stream = false;
-  bool include_usage = false;  // stream_options.include_usage
-  int64_t max_tokens = -1;     // max_tokens or max_completion_tokens; -1 when absent
+  bool include_usage = false;   // stream_options.include_usage
+  int64_t max_tokens = -1;      // max_tokens, max_completion_tokens or
+                                // sampling_params.max_new_tokens; -1 when absent
+  bool has_tools = false;       // a non-empty `tools` array
+  std::string first_tool_name;  // tools[0].name (Anthropic) or tools[0].function.name (OpenAI)
+  // The last entry of `messages` has role "user" and a text (string content or a part's
+  // "text") that mentions "weather"; a trailing tool result or assistant turn does not.
+  bool last_user_mentions_weather = false;
 };
 
 // Spare bytes the JSON parser may read past the end of a body (SIMDJSON_PADDING).
@@ -64,14 +80,21 @@ struct Completion {
   int tokens = 0;          // tokens produced
   bool truncated = false;  // stopped by max_tokens: finish_reason "length" / "max_tokens"
   int64_t prompt_tokens = 1;
+  int64_t cached_tokens = 0;  // prompt_tokens_details.cached_tokens / cache_read_input_tokens
   bool include_usage = false;
+  // Non-empty: the answer calls this tool (kToolArguments) instead of writing text; `tokens` is
+  // then the number of argument fragments.
+  std::string tool_name;
 };
 
 // Derives the answer from a request: `tokens` is the configured length, capped by max_tokens.
+// A non-empty `tool_name` makes it a tool call (chat and messages dialects only).
 Completion planCompletion(Dialect dialect, const GenerationRequest& request, int tokens,
-                          uint64_t sequence, int64_t prompt_tokens, int64_t now);
+                          uint64_t sequence, int64_t prompt_tokens, int64_t now,
+                          std::string_view tool_name = {}, int64_t cached_tokens = 0);
 
-// Non-streaming answer body (chat.completion, text_completion or Anthropic message).
+// Non-streaming answer body (chat.completion, text_completion, Anthropic message or SGLang
+// /generate {"text","meta_info"}).
 void writeCompletionBody(const Completion& completion, std::string& out);
 
 // Emits the SSE events of a streamed answer one at a time, each a complete event
@@ -92,6 +115,8 @@ class StreamEvents {
   void writeEpilogue(int step, std::string& out) const;
   int preludeSteps() const;
   int epilogueSteps() const;
+  void writeToolPrelude(int step, std::string& out) const;
+  void writeToolFragment(int index, std::string& out) const;
 
   const Completion& completion_;
   Phase phase_ = Phase::kPrelude;

@@ -3,9 +3,27 @@
 // API endpoints (answers are "tok0 tok1 ... tok{n-1} ", see appendTokenText):
 //   POST /v1/chat/completions, /v1/completions, /v1/messages   (stream: true answers SSE)
 //   POST /v1/embeddings, /v1/rerank (also /rerank, /v2/rerank);  GET /v1/models
-// Test support endpoints (not counted, not recorded, not delayed):
+// The same handlers under the paths of other dialects:
+//   Azure OpenAI   POST /openai/deployments/{deployment}/chat/completions|completions|embeddings
+//                  (the api-version query parameter is required, else 400)
+//   GitHub Models  POST /inference/chat/completions, /inference/embeddings
+//   SGLang         POST /generate  {"text","sampling_params":{"max_new_tokens"}} answers
+//                  {"text","meta_info":{...}} (stream: true: SSE of the text so far, then [DONE])
+// /v1/messages requires the anthropic-version header (400 without), as Anthropic does.
+// Tool use: a chat or messages request whose `tools` is not empty and whose last message is the
+// user's and mentions "weather" (any case), or any such request with `x-mock-tool: NAME`, is
+// answered with a call of the first tool (or NAME) with {"city":"Paris"}: tool_use block
+// toolu_mock_1 (input_json_delta in 3 fragments when streamed, stop_reason tool_use), or
+// tool_calls call_mock_1 (arguments in 3 chunks, finish_reason tool_calls).
+// Keys (--require-key, --reject-key): an API request presents a key as `authorization: Bearer
+// KEY`, `x-api-key: KEY` or `api-key: KEY`; a --reject-key key gets 429, and when --require-key
+// is given a request without one of those keys gets 401 (Anthropic's error shape on
+// /v1/messages). Keys are never printed.
+// --tls-cert/--tls-key: the same server over HTTPS (TLS 1.2+).
+// Test support endpoints (not counted, not recorded, not delayed, no key needed):
 //   GET  /mock/stats  {"requests","streams_started","streams_completed","streams_cancelled",
-//                      "active_streams"}
+//                      "active_streams","keys":{KEY: requests that presented KEY, for each
+//                      configured key},"unauthorized","rejected"}
 //   GET  /mock/last   {"method","target","headers":{lowercased name: value},"body": raw text}
 //                     of the last non-/mock request; 404 before the first one
 //   POST /mock/reset  zeroes the counters (not active_streams) and forgets the last request
@@ -14,6 +32,10 @@
 //   x-mock-token-delay-ms: N  pause before each streamed token instead of --token-delay-ms
 //   x-mock-latency-ms: N      pause before the response headers instead of --latency-ms
 //   x-mock-status: NNN        answer that status (400-599) with an error body
+//   x-mock-tool: NAME         answer with a call of tool NAME (chat and messages)
+//   x-mock-cached-tokens: N   usage reports N cached prompt tokens (OpenAI
+//                             prompt_tokens_details.cached_tokens, Anthropic
+//                             cache_read_input_tokens); 0 otherwise
 // x-request-id is echoed back. /v1/messages errors use Anthropic's error shape, the rest
 // OpenAI's.
 #include "mock/mock_server.h"
@@ -31,6 +53,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -68,6 +92,7 @@ using asio::awaitable;
 
 using Executor = asio::io_context::executor_type;
 using Socket = tcp::socket::rebind_executor<Executor>::other;
+using TlsStream = asio::ssl::stream<Socket>;
 using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
                                          asio::wait_traits<std::chrono::steady_clock>, Executor>;
 using Request = http::request<http::string_body>;
@@ -86,9 +111,58 @@ uint64_t splitmix64(uint64_t x) {
 // State shared by every connection on every thread.
 class MockState {
  public:
-  explicit MockState(const MockOptions& options) : options_(options) {}
+  explicit MockState(const MockOptions& options) : options_(options) {
+    for (const auto* list : {&options.require_keys, &options.reject_keys}) {
+      for (const auto& key : *list) {
+        if (!key.empty() && findKey(key) < 0) keys_.push_back(key);
+      }
+    }
+    key_counts_ = std::make_unique<std::atomic<uint64_t>[]>(keys_.size());
+    for (size_t i = 0; i < keys_.size(); ++i) key_counts_[i] = 0;
+  }
 
   const MockOptions& options() const { return options_; }
+
+  enum class Auth { kOk, kUnauthorized, kRejected };
+
+  // Checks the key a request presents (Bearer, x-api-key, api-key) and counts it.
+  Auth authenticate(const Request& request) {
+    if (keys_.empty()) return Auth::kOk;
+    std::array<std::string_view, 3> presented{};
+    if (auto it = request.find(http::field::authorization); it != request.end()) {
+      std::string_view value = it->value();
+      if (value.size() > 7 && beast::iequals(value.substr(0, 7), "bearer ")) {
+        value.remove_prefix(7);
+        while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+        while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+        presented[0] = value;
+      }
+    }
+    if (auto it = request.find("x-api-key"); it != request.end()) presented[1] = it->value();
+    if (auto it = request.find("api-key"); it != request.end()) presented[2] = it->value();
+    bool accepted = false;
+    bool rejected = false;
+    for (size_t i = 0; i < presented.size(); ++i) {
+      const auto key = presented[i];
+      if (key.empty()) continue;
+      if ((i > 0 && key == presented[0]) || (i > 1 && key == presented[1])) continue;  // counted
+      const int index = findKey(key);
+      if (index < 0) continue;
+      key_counts_[index].fetch_add(1, kRelaxed);
+      if (contains(options_.reject_keys, key)) {
+        rejected = true;
+      } else if (contains(options_.require_keys, key)) {
+        accepted = true;
+      }
+    }
+    if (rejected) {
+      rejected_.fetch_add(1, kRelaxed);
+      return Auth::kRejected;
+    }
+    if (accepted || options_.require_keys.empty()) return Auth::kOk;
+    unauthorized_.fetch_add(1, kRelaxed);
+    return Auth::kUnauthorized;
+  }
 
   // Draw n of the fail-rate sequence is splitmix64(seed + n): reproducible for a given order.
   bool shouldFail() {
@@ -118,6 +192,9 @@ class MockState {
   }
 
   void reset() {
+    for (size_t i = 0; i < keys_.size(); ++i) key_counts_[i] = 0;
+    unauthorized_ = 0;
+    rejected_ = 0;
     requests_ = 0;
     streams_started_ = 0;
     streams_completed_ = 0;
@@ -135,6 +212,11 @@ class MockState {
     w.key("streams_completed").value(streams_completed_.load(kRelaxed));
     w.key("streams_cancelled").value(streams_cancelled_.load(kRelaxed));
     w.key("active_streams").value(active_streams_.load(kRelaxed));
+    w.key("keys").beginObject();
+    for (size_t i = 0; i < keys_.size(); ++i) w.key(keys_[i]).value(key_counts_[i].load(kRelaxed));
+    w.endObject();
+    w.key("unauthorized").value(unauthorized_.load(kRelaxed));
+    w.key("rejected").value(rejected_.load(kRelaxed));
     w.endObject();
   }
 
@@ -176,7 +258,21 @@ class MockState {
  private:
   static constexpr auto kRelaxed = std::memory_order_relaxed;
 
+  static bool contains(const std::vector<std::string>& list, std::string_view key) {
+    return std::find(list.begin(), list.end(), key) != list.end();
+  }
+  int findKey(std::string_view key) const {
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      if (keys_[i] == key) return static_cast<int>(i);
+    }
+    return -1;
+  }
+
   const MockOptions& options_;
+  std::vector<std::string> keys_;  // configured keys, each once
+  std::unique_ptr<std::atomic<uint64_t>[]> key_counts_;
+  std::atomic<uint64_t> unauthorized_{0};
+  std::atomic<uint64_t> rejected_{0};
   std::atomic<uint64_t> draws_{0};
   std::atomic<uint64_t> sequence_{0};
   std::atomic<uint64_t> requests_{0};
@@ -188,16 +284,56 @@ class MockState {
   std::shared_ptr<const Request> last_;
 };
 
-enum class Route { kChat, kCompletion, kMessages, kEmbeddings, kRerank, kModels };
+enum class Route { kChat, kCompletion, kMessages, kEmbeddings, kRerank, kModels, kGenerate };
 
-std::optional<Route> findRoute(std::string_view path) {
-  if (path == "/v1/chat/completions") return Route::kChat;
-  if (path == "/v1/completions") return Route::kCompletion;
-  if (path == "/v1/messages") return Route::kMessages;
-  if (path == "/v1/embeddings") return Route::kEmbeddings;
-  if (path == "/v1/rerank" || path == "/rerank" || path == "/v2/rerank") return Route::kRerank;
-  if (path == "/v1/models") return Route::kModels;
+struct RouteMatch {
+  Route route;
+  std::string_view deployment;  // Azure paths: the deployment named in the path
+};
+
+std::optional<RouteMatch> findRoute(std::string_view path) {
+  if (path == "/v1/chat/completions" || path == "/inference/chat/completions") {
+    return RouteMatch{Route::kChat, {}};
+  }
+  if (path == "/v1/completions") return RouteMatch{Route::kCompletion, {}};
+  if (path == "/v1/messages") return RouteMatch{Route::kMessages, {}};
+  if (path == "/v1/embeddings" || path == "/inference/embeddings") {
+    return RouteMatch{Route::kEmbeddings, {}};
+  }
+  if (path == "/v1/rerank" || path == "/rerank" || path == "/v2/rerank") {
+    return RouteMatch{Route::kRerank, {}};
+  }
+  if (path == "/v1/models") return RouteMatch{Route::kModels, {}};
+  if (path == "/generate") return RouteMatch{Route::kGenerate, {}};
+  static constexpr std::string_view kAzurePrefix = "/openai/deployments/";
+  if (path.starts_with(kAzurePrefix)) {
+    const auto rest = path.substr(kAzurePrefix.size());
+    const auto slash = rest.find('/');
+    if (slash == 0 || slash == std::string_view::npos) return std::nullopt;
+    const auto deployment = rest.substr(0, slash);
+    const auto api = rest.substr(slash);
+    if (api == "/chat/completions") return RouteMatch{Route::kChat, deployment};
+    if (api == "/completions") return RouteMatch{Route::kCompletion, deployment};
+    if (api == "/embeddings") return RouteMatch{Route::kEmbeddings, deployment};
+  }
   return std::nullopt;
+}
+
+// True when the query string of `target` has a non-empty `name` parameter.
+bool hasQueryParameter(std::string_view target, std::string_view name) {
+  const auto question = target.find('?');
+  if (question == std::string_view::npos) return false;
+  std::string_view query = target.substr(question + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto part = query.substr(0, amp);
+    if (part.size() > name.size() + 1 && part.starts_with(name) && part[name.size()] == '=') {
+      return true;
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return false;
 }
 
 // Reads a non-negative integer header; nullopt when absent, -1 when malformed.
@@ -225,15 +361,20 @@ struct PeerWatch {
   bool settled = false;  // the readable socket was inspected
 };
 
-// One client connection: reads requests one after another and answers each in turn.
+Socket& tcpOf(Socket& socket) { return socket; }
+Socket& tcpOf(TlsStream& stream) { return stream.next_layer(); }
+
+// One client connection: reads requests one after another and answers each in turn. `Stream` is
+// the TCP socket, or a TLS stream over it.
+template <typename Stream>
 class Connection {
  public:
-  Connection(Socket socket, MockState& state)
-      : socket_(std::move(socket)), state_(state), timer_(socket_.get_executor()) {}
+  Connection(Stream stream, MockState& state)
+      : socket_(std::move(stream)), state_(state), timer_(socket_.get_executor()) {}
 
   awaitable<void> run() {
     boost::system::error_code ec;
-    socket_.set_option(tcp::no_delay(true), ec);
+    tcp().set_option(tcp::no_delay(true), ec);
     while (true) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(kMaxHeaderBytes);
@@ -274,11 +415,13 @@ class Connection {
       chunked_ = request->version() >= 11;
       if (!co_await handle(std::move(request)) || !keep_alive_) break;
     }
-    socket_.shutdown(tcp::socket::shutdown_send, ec);
-    socket_.close(ec);
+    tcp().shutdown(tcp::socket::shutdown_send, ec);
+    tcp().close(ec);
   }
 
  private:
+  Socket& tcp() { return tcpOf(socket_); }
+
   // Answers one request; false when the connection must be closed.
   awaitable<bool> handle(std::shared_ptr<const Request> request) {
     const Request& req = *request;
@@ -289,10 +432,19 @@ class Connection {
     state_.countRequest();
     state_.recordLast(request);
 
-    const auto route = findRoute(path);
+    const auto match = findRoute(path);
+    const std::optional<Route> route = match ? std::optional<Route>(match->route) : std::nullopt;
     const Dialect dialect =
         route == Route::kMessages ? Dialect::kAnthropicMessages : Dialect::kOpenAiChat;
     // Messages are named before co_await (GCC 12 mishandles some temporaries in coroutine calls).
+    switch (state_.authenticate(req)) {
+      case MockState::Auth::kOk:
+        break;
+      case MockState::Auth::kUnauthorized:
+        co_return co_await respondError(dialect, 401, "invalid or missing API key");
+      case MockState::Auth::kRejected:
+        co_return co_await respondError(dialect, 429, "rate limit exceeded for this API key");
+    }
     if (!route) {
       const std::string message = "unknown path " + std::string(path);
       co_return co_await respondError(dialect, 404, message);
@@ -302,11 +454,19 @@ class Connection {
       const std::string message = "use " + std::string(http::to_string(expected_method));
       co_return co_await respondError(dialect, 405, message);
     }
+    if (route == Route::kMessages && req["anthropic-version"].empty()) {
+      co_return co_await respondError(dialect, 400, "anthropic-version: header is required");
+    }
+    if (!match->deployment.empty() && !hasQueryParameter(req.target(), "api-version")) {
+      co_return co_await respondError(dialect, 400,
+                                      "missing required query parameter: api-version");
+    }
 
     const MockOptions& options = state_.options();
     int64_t tokens = options.tokens;
     int64_t delay_ms = options.token_delay_ms;
     int64_t latency_ms = options.latency_ms;
+    int64_t cached_tokens = 0;
     std::optional<int64_t> status;
     struct Override {
       std::string_view header;
@@ -314,7 +474,8 @@ class Connection {
     };
     for (auto [header, target] :
          {Override{"x-mock-tokens", &tokens}, Override{"x-mock-token-delay-ms", &delay_ms},
-          Override{"x-mock-latency-ms", &latency_ms}}) {
+          Override{"x-mock-latency-ms", &latency_ms},
+          Override{"x-mock-cached-tokens", &cached_tokens}}) {
       if (auto value = integerHeader(req, header)) {
         if (*value < 0 || *value > 100'000'000) {
           const std::string message = std::string(header) + " must be an integer in [0, 100000000]";
@@ -365,19 +526,29 @@ class Connection {
       case Route::kChat:
       case Route::kCompletion:
       case Route::kMessages:
+      case Route::kGenerate:
         break;
     }
 
     GenerationRequest generation;
     auto message = parseGenerationRequest(req.body(), generation);
     if (!message.empty()) co_return co_await respondError(dialect, 400, message);
+    if (generation.model.empty() && !match->deployment.empty()) {
+      generation.model.assign(match->deployment);  // Azure: the deployment names the model
+    }
     const Dialect answer_dialect = route == Route::kChat         ? Dialect::kOpenAiChat
                                    : route == Route::kCompletion ? Dialect::kOpenAiCompletion
+                                   : route == Route::kGenerate   ? Dialect::kSglangGenerate
                                                                  : Dialect::kAnthropicMessages;
+    std::string_view tool_name = req["x-mock-tool"];
+    if (tool_name.empty() && generation.has_tools && generation.last_user_mentions_weather) {
+      tool_name = generation.first_tool_name.empty() ? std::string_view("tool")
+                                                     : std::string_view(generation.first_tool_name);
+    }
     const int64_t prompt_tokens = std::max<int64_t>(1, static_cast<int64_t>(req.body().size() / 4));
     const Completion completion =
         planCompletion(answer_dialect, generation, static_cast<int>(tokens), state_.nextSequence(),
-                       prompt_tokens, std::time(nullptr));
+                       prompt_tokens, std::time(nullptr), tool_name, cached_tokens);
     if (!generation.stream) {
       writeCompletionBody(completion, body_);
       co_return co_await respond(200, "application/json");
@@ -447,10 +618,10 @@ class Connection {
     keep_alive_ = false;
     if (!co_await respondError(Dialect::kOpenAiChat, status, message)) co_return;
     boost::system::error_code ec;
-    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    tcp().shutdown(tcp::socket::shutdown_send, ec);
     using namespace asio::experimental::awaitable_operators;  // rare path: cost does not matter
     co_await (drain() || sleep(std::chrono::seconds(2)));
-    socket_.close(ec);
+    tcp().close(ec);
   }
 
   awaitable<void> drain() {
@@ -479,7 +650,7 @@ class Connection {
       // A socket wait rather than a parallel coroutine: the awaitable `||` costs far more per
       // stream. Its handler may outlive this frame, hence the shared watch.
       auto watch = std::make_shared<PeerWatch>(socket_.get_executor());
-      socket_.async_wait(tcp::socket::wait_read, [watch](const boost::system::error_code& wait_ec) {
+      tcp().async_wait(tcp::socket::wait_read, [watch](const boost::system::error_code& wait_ec) {
         if (wait_ec) return;
         watch->readable = true;
         watch->delay.cancel();
@@ -487,7 +658,7 @@ class Connection {
       StreamEvents events(completion);
       completed = co_await produce(events, *watch, delay_ms);
       boost::system::error_code ignored;
-      socket_.cancel(ignored);  // drops the wait if still pending; nothing else is in flight
+      tcp().cancel(ignored);  // drops the wait if still pending; nothing else is in flight
     }
     state_.streamEnded(completed);
     co_return completed;
@@ -534,11 +705,11 @@ class Connection {
     watch.settled = true;
     char byte;
     boost::system::error_code ec;
-    const size_t n = socket_.receive(asio::buffer(&byte, 1), tcp::socket::message_peek, ec);
+    const size_t n = tcp().receive(asio::buffer(&byte, 1), tcp::socket::message_peek, ec);
     return ec || n == 0;
   }
 
-  Socket socket_;
+  Stream socket_;  // the socket, or TLS over it
   MockState& state_;
   beast::flat_buffer buffer_;
   Timer timer_;  // latency before the headers
@@ -551,14 +722,40 @@ class Connection {
 };
 
 awaitable<void> serveConnection(Socket socket, MockState& state) {
-  Connection connection(std::move(socket), state);
+  Connection<Socket> connection(std::move(socket), state);
+  co_await connection.run();
+}
+
+// The TLS handshake gets 10 s; a client that does not finish it is dropped.
+awaitable<void> serveTlsConnection(Socket socket, asio::ssl::context& tls, MockState& state) {
+  TlsStream stream(std::move(socket), tls);
+  auto deadline = std::make_shared<Timer>(stream.get_executor());
+  auto handshaking = std::make_shared<bool>(true);
+  deadline->expires_after(std::chrono::seconds(10));
+  deadline->async_wait(
+      [deadline, handshaking, &tcp = stream.next_layer()](const boost::system::error_code& ec) {
+        // `tcp` is only touched while the handshake is pending, so while this frame is suspended.
+        if (!ec && *handshaking) {
+          boost::system::error_code ignored;
+          tcp.close(ignored);
+        }
+      });
+  auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kNoThrow);
+  *handshaking = false;
+  deadline->cancel();
+  if (ec) {
+    boost::system::error_code ignored;
+    stream.next_layer().close(ignored);
+    co_return;
+  }
+  Connection<TlsStream> connection(std::move(stream), state);
   co_await connection.run();
 }
 
 // Accepts on one thread and hands connections round-robin to the worker contexts.
 awaitable<void> acceptLoop(tcp::acceptor& acceptor,
                            std::vector<std::unique_ptr<asio::io_context>>& contexts,
-                           MockState& state) {
+                           MockState& state, asio::ssl::context* tls) {
   size_t next = 0;
   Timer backoff(contexts[0]->get_executor());  // the acceptor's context
   while (acceptor.is_open()) {
@@ -571,7 +768,11 @@ awaitable<void> acceptLoop(tcp::acceptor& acceptor,
       co_await backoff.async_wait(kNoThrow);
       continue;
     }
-    asio::co_spawn(context, serveConnection(std::move(socket), state), asio::detached);
+    if (tls) {
+      asio::co_spawn(context, serveTlsConnection(std::move(socket), *tls, state), asio::detached);
+    } else {
+      asio::co_spawn(context, serveConnection(std::move(socket), state), asio::detached);
+    }
   }
 }
 
@@ -610,9 +811,35 @@ void raiseDescriptorLimit() {
 
 }  // namespace
 
-int runMock(const MockOptions& options) {
+int runMock(const MockOptions& given) {
   raiseDescriptorLimit();
+  MockOptions options = given;
+  for (auto* list : {&options.require_keys, &options.reject_keys}) {
+    std::erase(*list, std::string());
+  }
   MockState state(options);
+
+  std::unique_ptr<asio::ssl::context> tls;
+  if (!options.tls_cert.empty() || !options.tls_key.empty()) {
+    tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    boost::system::error_code tls_ec;
+    tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                         asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
+                     tls_ec);
+    tls->use_certificate_chain_file(options.tls_cert, tls_ec);
+    if (tls_ec) {
+      std::fprintf(stderr, "sluice mock: cannot load --tls-cert %s: %s\n", options.tls_cert.c_str(),
+                   tls_ec.message().c_str());
+      return 2;
+    }
+    tls->use_private_key_file(options.tls_key, asio::ssl::context::pem, tls_ec);
+    if (tls_ec) {
+      std::fprintf(stderr, "sluice mock: cannot load --tls-key %s: %s\n", options.tls_key.c_str(),
+                   tls_ec.message().c_str());
+      return 2;
+    }
+  }
   const int threads = std::max(1, options.threads);
   std::vector<std::unique_ptr<asio::io_context>> contexts;
   contexts.reserve(threads);
@@ -637,8 +864,8 @@ int runMock(const MockOptions& options) {
     return 1;
   }
   const auto bound = acceptor.local_endpoint(ec);
-  std::printf("sluice mock listening on %s:%u (%d threads)\n", bound.address().to_string().c_str(),
-              bound.port(), threads);
+  std::printf("sluice mock listening on %s:%u (%d threads%s)\n",
+              bound.address().to_string().c_str(), bound.port(), threads, tls ? ", TLS" : "");
   std::fflush(stdout);
 
   asio::signal_set signals(*contexts[0], SIGINT, SIGTERM);
@@ -648,7 +875,7 @@ int runMock(const MockOptions& options) {
     acceptor.close(ignored);
     for (auto& context : contexts) context->stop();
   });
-  asio::co_spawn(*contexts[0], acceptLoop(acceptor, contexts, state), asio::detached);
+  asio::co_spawn(*contexts[0], acceptLoop(acceptor, contexts, state, tls.get()), asio::detached);
 
   std::vector<asio::executor_work_guard<Executor>> guards;
   std::vector<std::thread> workers;

@@ -6,7 +6,9 @@ import { before, describe, test } from 'node:test';
 import {
   chunkContent,
   fetchWithTimeout,
+  httpsRequest,
   isOpenAiError,
+  makeCertificates,
   mockText,
   postJson,
   readSse,
@@ -120,15 +122,25 @@ describe('mock upstream', { timeout: 60_000 }, () => {
     assert.ok(json.data.some((m) => m.id === 'mock-model'));
   });
 
-  test('answers Anthropic messages', async () => {
-    const { status, json } = await postJson(`${mock.url}/v1/messages`, {
+  test('answers Anthropic messages; anthropic-version is required', async () => {
+    const request = {
       model: 'claude-mock',
       max_tokens: 100,
       messages: [{ role: 'user', content: 'hi' }],
+    };
+    const { status, json } = await postJson(`${mock.url}/v1/messages`, request, {
+      headers: { 'anthropic-version': '2023-06-01' },
     });
     assert.equal(status, 200);
     assert.equal(json.type, 'message');
     assert.equal(json.content[0].text, mockText(6));
+    assert.equal(json.usage.cache_read_input_tokens, 0);
+
+    const missing = await postJson(`${mock.url}/v1/messages`, request);
+    assert.equal(missing.status, 400);
+    assert.equal(missing.json.type, 'error');
+    assert.equal(missing.json.error.type, 'invalid_request_error');
+    assert.match(missing.json.error.message, /anthropic-version/);
   });
 
   test('/mock/last shows the last request as received; /mock/reset forgets it', async () => {
@@ -202,5 +214,239 @@ describe('mock upstream', { timeout: 60_000 }, () => {
       { timeoutMs: 1500, what: 'the mock to count the cancelled stream' },
     );
     assert.equal(stats.streams_completed, 0);
+  });
+
+  test('the paths of Azure, GitHub Models and SGLang reach the same handlers', async () => {
+    const azure = `${mock.url}/openai/deployments/my-dep/chat/completions`;
+    const withVersion = await postJson(`${azure}?api-version=2024-10-21`, {
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    assert.equal(withVersion.status, 200, withVersion.text);
+    assert.equal(withVersion.json.choices[0].message.content, mockText(6));
+    assert.equal(withVersion.json.model, 'my-dep', 'the deployment names the model');
+    const noVersion = await postJson(azure, CHAT);
+    assert.equal(noVersion.status, 400);
+    assert.ok(isOpenAiError(noVersion.json));
+    const azureEmbeddings = await postJson(
+      `${mock.url}/openai/deployments/emb/embeddings?api-version=2024-10-21`,
+      { input: 'x' },
+    );
+    assert.equal(azureEmbeddings.status, 200);
+
+    const github = await postJson(`${mock.url}/inference/chat/completions`, CHAT);
+    assert.equal(github.json.choices[0].message.content, mockText(6));
+    const githubEmbeddings = await postJson(`${mock.url}/inference/embeddings`, { input: 'x' });
+    assert.equal(githubEmbeddings.json.data.length, 1);
+
+    const generate = await postJson(`${mock.url}/generate`, {
+      text: 'hello',
+      sampling_params: { max_new_tokens: 2 },
+    });
+    assert.equal(generate.status, 200);
+    assert.equal(generate.json.text, mockText(2));
+    assert.equal(generate.json.meta_info.finish_reason.type, 'length');
+    assert.equal(generate.json.meta_info.completion_tokens, 2);
+  });
+
+  const WEATHER_TOOL_ANTHROPIC = {
+    name: 'get_weather',
+    description: 'Weather of a city',
+    input_schema: { type: 'object', properties: { city: { type: 'string' } } },
+  };
+  const WEATHER_TOOL_OPENAI = {
+    type: 'function',
+    function: { name: 'get_weather', parameters: WEATHER_TOOL_ANTHROPIC.input_schema },
+  };
+
+  test('Anthropic tool use, streamed as input_json_delta fragments', async () => {
+    const request = {
+      model: 'claude-mock',
+      max_tokens: 100,
+      tools: [WEATHER_TOOL_ANTHROPIC],
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'What is the Weather in Paris?' }] },
+      ],
+    };
+    const headers = { 'anthropic-version': '2023-06-01', 'x-mock-cached-tokens': '11' };
+    const whole = await postJson(`${mock.url}/v1/messages`, request, { headers });
+    assert.equal(whole.status, 200, whole.text);
+    assert.deepEqual(whole.json.content, [
+      { type: 'tool_use', id: 'toolu_mock_1', name: 'get_weather', input: { city: 'Paris' } },
+    ]);
+    assert.equal(whole.json.stop_reason, 'tool_use');
+    assert.equal(whole.json.usage.cache_read_input_tokens, 11);
+
+    const res = await fetchWithTimeout(`${mock.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ ...request, stream: true }),
+    });
+    const events = [];
+    for await (const e of readSse(res)) events.push({ event: e.event, data: JSON.parse(e.data) });
+    assert.deepEqual(
+      events.map((e) => e.event),
+      [
+        'message_start',
+        'content_block_start',
+        'ping',
+        'content_block_delta',
+        'content_block_delta',
+        'content_block_delta',
+        'content_block_stop',
+        'message_delta',
+        'message_stop',
+      ],
+    );
+    for (const e of events) assert.equal(e.data.type, e.event);
+    assert.equal(events[0].data.message.usage.cache_read_input_tokens, 11);
+    assert.deepEqual(events[1].data.content_block, {
+      type: 'tool_use',
+      id: 'toolu_mock_1',
+      name: 'get_weather',
+      input: {},
+    });
+    const json = events
+      .filter((e) => e.event === 'content_block_delta')
+      .map((e) => {
+        assert.equal(e.data.delta.type, 'input_json_delta');
+        return e.data.delta.partial_json;
+      })
+      .join('');
+    assert.deepEqual(JSON.parse(json), { city: 'Paris' });
+    assert.equal(events[7].data.delta.stop_reason, 'tool_use');
+
+    // A tool result as the last message gets text again; so does a request without the word.
+    const after = await postJson(
+      `${mock.url}/v1/messages`,
+      {
+        ...request,
+        messages: [
+          ...request.messages,
+          { role: 'assistant', content: whole.json.content },
+          {
+            role: 'user',
+            content: [{ type: 'tool_result', tool_use_id: 'toolu_mock_1', content: 'Sunny' }],
+          },
+        ],
+      },
+      { headers },
+    );
+    assert.equal(after.json.content[0].text, mockText(6));
+    const forced = await postJson(
+      `${mock.url}/v1/messages`,
+      { ...request, messages: [{ role: 'user', content: 'hi' }] },
+      { headers: { ...headers, 'x-mock-tool': 'lookup' } },
+    );
+    assert.equal(forced.json.content[0].name, 'lookup');
+  });
+
+  test('OpenAI tool calls, streamed as argument chunks', async () => {
+    const request = {
+      ...CHAT,
+      tools: [WEATHER_TOOL_OPENAI],
+      messages: [{ role: 'user', content: 'weather in Paris?' }],
+    };
+    const whole = await postJson(`${mock.url}/v1/chat/completions`, request, {
+      headers: { 'x-mock-cached-tokens': '3' },
+    });
+    const message = whole.json.choices[0].message;
+    assert.equal(message.tool_calls[0].id, 'call_mock_1');
+    assert.equal(message.tool_calls[0].function.name, 'get_weather');
+    assert.deepEqual(JSON.parse(message.tool_calls[0].function.arguments), { city: 'Paris' });
+    assert.equal(whole.json.choices[0].finish_reason, 'tool_calls');
+    assert.equal(whole.json.usage.prompt_tokens_details.cached_tokens, 3);
+
+    const res = await fetchWithTimeout(`${mock.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...request, stream: true, stream_options: { include_usage: true } }),
+    });
+    const chunks = [];
+    for await (const e of readSse(res)) if (e.data !== '[DONE]') chunks.push(JSON.parse(e.data));
+    const calls = chunks.flatMap((c) => c.choices[0]?.delta?.tool_calls ?? []);
+    assert.equal(calls.length, 4, 'the call (id, name) then 3 argument fragments');
+    assert.equal(calls[0].id, 'call_mock_1');
+    assert.equal(calls[0].function.name, 'get_weather');
+    const args = calls.map((c) => c.function.arguments ?? '').join('');
+    assert.deepEqual(JSON.parse(args), { city: 'Paris' });
+    assert.equal(
+      chunks.find((c) => c.choices[0]?.finish_reason).choices[0].finish_reason,
+      'tool_calls',
+    );
+    assert.equal(chunks.at(-1).usage.completion_tokens, 3);
+  });
+
+  test('tool-less requests and malformed tools', async () => {
+    const plain = await postJson(`${mock.url}/v1/chat/completions`, {
+      ...CHAT,
+      messages: [{ role: 'user', content: 'weather?' }],
+    });
+    assert.equal(plain.json.choices[0].message.content, mockText(6), 'no tools: text');
+    const bad = await postJson(`${mock.url}/v1/chat/completions`, { ...CHAT, tools: 'x' });
+    assert.equal(bad.status, 400);
+    const badMessages = await postJson(`${mock.url}/v1/chat/completions`, {
+      model: 'm',
+      messages: [{ role: 'user', content: [{ type: 'text', text: 1 }, 2, null] }],
+    });
+    assert.equal(badMessages.status, 200, 'odd content parts are validated, not fatal');
+  });
+});
+
+describe('mock keys and TLS', { timeout: 60_000 }, () => {
+  test('--require-key and --reject-key check Bearer, x-api-key and api-key and count per key', async () => {
+    const mock = await startMock({
+      tokens: 2,
+      requireKeys: ['good-1', 'good-2'],
+      rejectKeys: ['limited'],
+    });
+    const url = `${mock.url}/v1/chat/completions`;
+    assert.equal((await postJson(url, CHAT)).status, 401);
+    const wrong = await postJson(url, CHAT, { headers: { authorization: 'Bearer nope' } });
+    assert.equal(wrong.status, 401);
+    assert.ok(isOpenAiError(wrong.json));
+    assert.equal(wrong.json.error.type, 'authentication_error');
+    for (const headers of [
+      { authorization: 'Bearer good-1' },
+      { 'x-api-key': 'good-2' },
+      { 'api-key': 'good-1' },
+    ]) {
+      const { status, text } = await postJson(url, CHAT, { headers });
+      assert.equal(status, 200, `${JSON.stringify(headers)}: ${text}`);
+    }
+    const limited = await postJson(url, CHAT, { headers: { authorization: 'Bearer limited' } });
+    assert.equal(limited.status, 429);
+    const anthropic = await postJson(
+      `${mock.url}/v1/messages`,
+      { model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] },
+      { headers: { 'x-api-key': 'nope', 'anthropic-version': '2023-06-01' } },
+    );
+    assert.equal(anthropic.status, 401);
+    assert.equal(anthropic.json.type, 'error');
+    assert.equal(anthropic.json.error.type, 'authentication_error');
+
+    const stats = await mock.stats();
+    assert.deepEqual(stats.keys, { 'good-1': 2, 'good-2': 1, limited: 1 });
+    assert.equal(stats.unauthorized, 3);
+    assert.equal(stats.rejected, 1);
+    const output = mock.stdoutLines.join('\n') + mock.stderr;
+    for (const key of ['good-1', 'good-2', 'limited']) assert.ok(!output.includes(key));
+    await mock.stop();
+  });
+
+  test('--tls-cert/--tls-key serve HTTPS', async () => {
+    const pki = makeCertificates({ server: ['DNS:localhost', 'IP:127.0.0.1'] });
+    const mock = await startMock({ tokens: 3, tls: { ...pki.server, ca: pki.ca } });
+    assert.match(mock.url, /^https:/);
+    const res = await httpsRequest(`${mock.url}/v1/chat/completions`, {
+      method: 'POST',
+      ca: pki.ca,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(CHAT),
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.json.choices[0].message.content, mockText(3));
+    assert.equal((await mock.stats()).requests, 1);
+    await assert.rejects(httpsRequest(`${mock.url}/mock/stats`), 'an unknown CA is refused');
+    await mock.stop();
   });
 });

@@ -3,6 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -137,8 +138,54 @@ export function fetchWithTimeout(url, init = {}, timeoutMs = 10_000) {
   return fetch(url, { ...init, signal: init.signal ?? AbortSignal.timeout(timeoutMs) });
 }
 
-// Waits until GET url answers `status`, failing early when the process dies.
-async function waitUntilServing(proc, url, status, name) {
+// One HTTPS request to a server with a test certificate: `ca` (PEM text) is the only trusted CA;
+// the host of `url` is the name checked (SNI), the connection goes to 127.0.0.1. Returns
+// { status, headers, text, json }.
+export function httpsRequest(
+  url,
+  { method = 'GET', ca, body, headers = {}, timeoutMs = 5000 } = {},
+) {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const request = https.request(
+      {
+        host: '127.0.0.1',
+        port: target.port,
+        servername: target.hostname,
+        path: target.pathname + target.search,
+        method,
+        ca,
+        headers,
+        agent: false,
+        timeout: timeoutMs,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => {
+          text += chunk;
+        });
+        res.on('end', () => {
+          let json;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode, headers: res.headers, text, json });
+        });
+        res.on('error', reject);
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error(`HTTPS ${method} ${url} timed out`)));
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+// Waits until GET url answers `status`, failing early when the process dies. `get(url)` makes
+// the request (fetch by default) and returns the status.
+async function waitUntilServing(proc, url, status, name, get = undefined) {
   let exitedWith = null;
   proc.exited.then((e) => {
     exitedWith = e;
@@ -150,6 +197,7 @@ async function waitUntilServing(proc, url, status, name) {
           fatal: true,
         });
       }
+      if (get) return (await get(url)) === status;
       const res = await fetchWithTimeout(url, {}, 1000);
       await res.arrayBuffer();
       return res.status === status;
@@ -185,7 +233,10 @@ export function mockText(n) {
 }
 
 // Starts `sluice mock` on a free port. opts: tokens, tokenDelayMs, latencyMs, failRate, seed,
-// threads, args (extra flags).
+// threads, requireKeys, rejectKeys (arrays), tls ({ cert, key: file paths, ca: PEM text of the
+// CA that signed cert, host: a name of the certificate, 'localhost' by default; the mock then
+// serves HTTPS and `url` is https://HOST:PORT, which the control requests reach on 127.0.0.1
+// with that name), args (extra flags).
 export async function startMock(opts = {}) {
   const port = opts.port ?? (await freePort());
   const args = ['mock', '--listen', `127.0.0.1:${port}`];
@@ -195,16 +246,32 @@ export async function startMock(opts = {}) {
   if (opts.failRate !== undefined) args.push('--fail-rate', String(opts.failRate));
   if (opts.seed !== undefined) args.push('--seed', String(opts.seed));
   if (opts.threads !== undefined) args.push('--threads', String(opts.threads));
+  for (const key of opts.requireKeys ?? []) args.push('--require-key', key);
+  for (const key of opts.rejectKeys ?? []) args.push('--reject-key', key);
+  if (opts.tls) args.push('--tls-cert', opts.tls.cert, '--tls-key', opts.tls.key);
   if (opts.args) args.push(...opts.args);
 
   const proc = spawnSluice(args, opts.env);
-  const url = `http://127.0.0.1:${port}`;
-  await waitUntilServing(proc, `${url}/mock/stats`, 200, `mock on port ${port}`);
+  const tls = opts.tls;
+  const url = tls ? `https://${tls.host ?? 'localhost'}:${port}` : `http://127.0.0.1:${port}`;
+  // { status, text } of a control request, over HTTPS with the test CA when the mock has TLS.
+  const control = async (p, method = 'GET') => {
+    if (tls) return httpsRequest(`${url}${p}`, { method, ca: tls.ca });
+    const res = await fetchWithTimeout(`${url}${p}`, { method }, 5000);
+    return { status: res.status, text: await res.text() };
+  };
+  await waitUntilServing(
+    proc,
+    `${url}/mock/stats`,
+    200,
+    `mock on port ${port}`,
+    tls ? async (u) => (await httpsRequest(u, { ca: tls.ca, timeoutMs: 1000 })).status : undefined,
+  );
 
   const getJson = async (p) => {
-    const res = await fetchWithTimeout(`${url}${p}`, {}, 5000);
-    if (res.status !== 200) throw new Error(`GET ${p} on mock: ${res.status} ${await res.text()}`);
-    return res.json();
+    const { status, text } = await control(p);
+    if (status !== 200) throw new Error(`GET ${p} on mock: ${status} ${text}`);
+    return JSON.parse(text);
   };
   return Object.assign(proc, {
     port,
@@ -212,12 +279,53 @@ export async function startMock(opts = {}) {
     stats: () => getJson('/mock/stats'),
     last: () => getJson('/mock/last'),
     async reset() {
-      const res = await fetchWithTimeout(`${url}/mock/reset`, { method: 'POST' }, 5000);
-      await res.arrayBuffer();
-      if (res.status >= 300) throw new Error(`POST /mock/reset: ${res.status}`);
+      const { status } = await control('/mock/reset', 'POST');
+      if (status >= 300) throw new Error(`POST /mock/reset: ${status}`);
     },
     stop: (signal) => stopProcess(proc, signal),
   });
+}
+
+// Makes a test PKI with the openssl CLI in a temporary directory (removed with the processes):
+// a CA, and one server certificate per entry of `servers` ({ name: [subjectAltName entries] },
+// e.g. { good: ['DNS:localhost', 'IP:127.0.0.1'] }), each signed by the CA. Returns
+// { dir, caFile, ca (PEM text), [name]: { cert, key } (file paths) }.
+export function makeCertificates(servers) {
+  const dir = makeTempDir();
+  const run = (args) => {
+    if (typeof args === 'string') args = args.split(' ');
+    const result = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8', timeout: 20_000 });
+    if (result.status !== 0) {
+      throw new Error(`openssl ${args.join(' ')} failed: ${result.stderr || result.error}`);
+    }
+  };
+  // Arguments without spaces are written as one string; the others are appended.
+  const EC_KEY = '-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes';
+  run([
+    ...`req -x509 ${EC_KEY} -keyout ca.key -out ca.pem -days 2`.split(' '),
+    ...['-subj', '/CN=sluice test CA', '-addext', 'basicConstraints=critical,CA:TRUE'],
+    ...['-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+  ]);
+  const result = { dir, caFile: path.join(dir, 'ca.pem') };
+  result.ca = fs.readFileSync(result.caFile, 'utf8');
+  for (const [name, altNames] of Object.entries(servers)) {
+    const firstDns = altNames.find((a) => a.startsWith('DNS:'))?.slice(4) ?? 'server';
+    fs.writeFileSync(
+      path.join(dir, `${name}.ext`),
+      `subjectAltName=${altNames.join(',')}\nbasicConstraints=CA:FALSE\n` +
+        'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n',
+    );
+    run([
+      ...`req ${EC_KEY} -keyout ${name}.key -out ${name}.csr`.split(' '),
+      ...['-subj', `/CN=${firstDns}`],
+    ]);
+    run(
+      `x509 -req -in ${name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out ${name}.pem ` +
+        `-days 2 -extfile ${name}.ext`,
+    );
+    result[name] = { cert: path.join(dir, `${name}.pem`), key: path.join(dir, `${name}.key`) };
+  }
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------
