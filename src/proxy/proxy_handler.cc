@@ -375,8 +375,12 @@ Task<wasm::HttpCallResponse> ProxyHandler::performHttpCall(Exchange& x,
   wasm::HttpCallResponse answer;
   const auto& config = x.state->config;
   const config::Provider* provider = nullptr;
-  for (const auto& p : config.providers) {
-    if (p.id == call.upstream) provider = &p;
+  http::UpstreamTlsContext* tls = nullptr;
+  for (size_t i = 0; i < config.providers.size(); ++i) {
+    if (config.providers[i].id == call.upstream) {
+      provider = &config.providers[i];
+      tls = x.state->providers[i].tls.get();
+    }
   }
   if (provider == nullptr || provider->endpoints.empty()) {
     spdlog::warn("request {}: plugin http call to unknown upstream \"{}\"", x.request_id,
@@ -401,7 +405,7 @@ Task<wasm::HttpCallResponse> ProxyHandler::performHttpCall(Exchange& x,
   request.prepare_payload();
 
   const auto timeout = std::chrono::milliseconds(call.timeout_ms);
-  auto [ec, connection] = co_await pool_.acquire(endpoint, timeout);
+  auto [ec, connection] = co_await pool_.acquire(endpoint, timeout, tls);
   if (ec) co_return answer;
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(call.instance->plugin().settings().limits.max_body_bytes);
@@ -679,7 +683,10 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
   x.status = static_cast<int>(upstream.result_int());
 
   enum class Framing { kLength, kChunked, kClose };
-  bhttp::response<bhttp::empty_body> head{upstream.result(), x.request.version()};
+  // By number: Beast writes codes it has no name for (Anthropic's 529) as "000".
+  bhttp::response<bhttp::empty_body> head;
+  head.version(x.request.version());
+  head.result(upstream.result_int());
   const bool body_plugins = x.chain && x.chain->wantsResponseBody();
   TransformSpec spec;
   spec.translation = x.translation;
@@ -848,17 +855,23 @@ Task<void> ProxyHandler::listModels(Exchange& x) {
     }
   }
   const auto timeout = std::chrono::milliseconds(std::min<uint32_t>(config.timeouts.first_byte_ms, 5000));
-  for (const auto& provider : config.providers) {
+  for (size_t index = 0; index < config.providers.size(); ++index) {
+    const auto& provider = config.providers[index];
+    const auto& type = providers::providerType(provider.type);
+    if (!type.supports(providers::Capability::kModels)) continue;
     for (const auto& endpoint : provider.endpoints) {
       auto [ec, connection] = co_await pool_.acquire(
-          endpoint, std::chrono::milliseconds(config.timeouts.connect_ms));
+          endpoint, std::chrono::milliseconds(config.timeouts.connect_ms),
+          x.state->providers[index].tls.get());
       if (ec) continue;
-      bhttp::request<bhttp::empty_body> request{bhttp::verb::get, upstreamTarget(endpoint, "/v1/models"), 11};
+      bhttp::request<bhttp::empty_body> request{
+          bhttp::verb::get, type.target(providers::Capability::kModels, provider, endpoint, ""), 11};
       request.set(bhttp::field::host, hostHeader(endpoint));
       request.set("x-request-id", x.request_id);
-      if (!provider.api_tokens.empty()) {
-        request.set(bhttp::field::authorization, "Bearer " + provider.api_tokens.front());
-      }
+      providers::Headers headers;
+      type.addHeaders(provider, provider.api_tokens.empty() ? "" : provider.api_tokens.front(),
+                      headers);
+      for (const auto& [name, value] : headers) request.set(name, value);
       bhttp::response_parser<bhttp::string_body> parser;
       parser.body_limit(4 * 1024 * 1024);
       connection->stream.expires_after(timeout);
