@@ -14,6 +14,7 @@
 #include "common/request_id.h"
 #include "proxy/body_transform.h"
 #include "proxy/request_fields.h"
+#include "wasm/shared_state.h"
 #include "providers/provider_type.h"
 #include "translate/translate.h"
 
@@ -210,6 +211,11 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
       error = ApiError{405, "invalid_request_error", "method_not_allowed",
                        "/v1/models requires GET"};
     }
+  } else if (x.path == "/metrics" && is_get) {
+    // Prometheus text exposition; today the metrics plugins define (proxy_define_metric).
+    std::string body;
+    wasm::sharedState().metrics.appendPrometheus(body);
+    co_await respond(x, bhttp::status::ok, std::move(body), "text/plain; version=0.0.4");
   } else if (x.path == "/health" && is_get) {
     std::string body = R"({"status":"ok"})";
     co_await respond(x, bhttp::status::ok, std::move(body));
@@ -245,9 +251,10 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
   co_return x.keep_alive;
 }
 
-Task<void> ProxyHandler::respond(Exchange& x, bhttp::status status, std::string body) {
+Task<void> ProxyHandler::respond(Exchange& x, bhttp::status status, std::string body,
+                                 std::string_view content_type) {
   bhttp::response<bhttp::string_body> response{status, x.request.version()};
-  response.set(bhttp::field::content_type, "application/json");
+  response.set(bhttp::field::content_type, content_type);
   response.set("x-request-id", x.request_id);
   response.body() = std::move(body);
   response.keep_alive(x.keep_alive);

@@ -251,6 +251,26 @@ describe('ratelimit plugin', { timeout: 60_000 }, () => {
     assert.equal(upstreamRequests, LIMIT + 1, 'the refused request must not reach the upstream');
   });
 
+  test('a metric the plugin defines is exported on /metrics', async () => {
+    const read = async () => {
+      const response = await fetch(`${gw.url}/metrics`);
+      assert.equal(response.status, 200);
+      const text = await response.text();
+      const match = text.match(/^sluice_plugin_ratelimit_rejected_total (\d+)$/m);
+      assert.ok(match, `no ratelimit_rejected_total in /metrics:\n${text}`);
+      return Number(match[1]);
+    };
+    const client = `client-${randomUUID()}`;
+    const before = await read();
+    let refused = 0;
+    for (let i = 0; i <= LIMIT + 1; i++) {
+      const result = await chat(gw, 'gpt-4o', { headers: { 'x-client': client } });
+      if (result.status === 429) refused++;
+    }
+    assert.ok(refused >= 1);
+    assert.equal(await read(), before + refused);
+  });
+
   test('the limit is global across worker threads (one connection per request)', async () => {
     // 12 connections: SO_REUSEPORT spreads them over both threads (all on one thread has a
     // chance of 1 in 2048). Per-thread counters would let up to 2 * LIMIT requests through.

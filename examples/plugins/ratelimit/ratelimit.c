@@ -10,6 +10,7 @@
 #include "proxy_wasm.h"
 
 static int64_t g_limit;
+static uint32_t g_rejected_metric; /* requests refused with 429 (0: not defined) */
 static char* g_header;
 static char* g_scope;
 
@@ -58,6 +59,11 @@ uint32_t proxy_on_configure(uint32_t root_id, size_t config_size) {
   free(g_header);
   free(g_scope);
   g_limit = limit;
+  static const char kMetric[] = "ratelimit_rejected_total";
+  if (proxy_define_metric(PW_METRIC_COUNTER, kMetric, sizeof kMetric - 1, &g_rejected_metric) !=
+      PW_STATUS_OK) {
+    g_rejected_metric = 0;
+  }
   g_header = header;
   g_scope = scope;
   return 1;
@@ -160,6 +166,7 @@ uint32_t proxy_on_request_headers(uint32_t id, size_t num_headers, uint32_t end_
   pw_buf_puts(&message, " requests per minute. Retry after ");
   pw_buf_u64(&message, retry_after);
   pw_buf_puts(&message, retry_after == 1 ? " second." : " seconds.");
+  if (g_rejected_metric) proxy_increment_metric(g_rejected_metric, 1);
   if (!retry.failed && !limit.failed && !reset.failed && !message.failed) {
     pw_pair headers[] = {
         pw_pair_of("retry-after", retry.data),
