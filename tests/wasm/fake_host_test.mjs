@@ -235,6 +235,18 @@ class Vm {
         this.shared.map.set(key, { value: this.bytes(vp, vl), cas: this.shared.nextCas++ });
         return OK;
       },
+      proxy_define_metric: (type, np, nl, idPtr) => {
+        this.metrics ??= [];
+        this.metrics.push({ name: this.str(np, nl), value: 0n });
+        this.mem.setUint32(idPtr, this.metrics.length, true);
+        return OK;
+      },
+      proxy_increment_metric: (id, delta) => {
+        const metric = this.metrics?.[id - 1];
+        if (!metric) return NOT_FOUND;
+        metric.value += BigInt(delta);
+        return OK;
+      },
       proxy_get_property: (pp, pl, vpp, vlp) => {
         const path = this.str(pp, pl).split('\0').join('.');
         const v = this.properties[path];
