@@ -8,8 +8,8 @@ namespace {
 
 // splitmix64: fast, statistically good enough for identifiers (not for secrets).
 uint64_t nextRandom() {
-  thread_local uint64_t state = std::random_device{}() * 0x9E3779B97F4A7C15ull ^
-                                (uint64_t(std::random_device{}()) << 32);
+  thread_local uint64_t state =
+      std::random_device{}() * 0x9E3779B97F4A7C15ull ^ (uint64_t(std::random_device{}()) << 32);
   uint64_t z = (state += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;

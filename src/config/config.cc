@@ -1,7 +1,6 @@
 #include "config/config.h"
 
-#include "common/json_writer.h"
-
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
@@ -12,7 +11,7 @@
 #include <sstream>
 #include <thread>
 
-#include <fmt/format.h>
+#include "common/json_writer.h"
 
 namespace sluice::config {
 namespace {
@@ -80,7 +79,8 @@ class Reader {
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || end != text.data() + text.size() || value < int64_t(min) ||
         value > int64_t(max)) {
-      error(node, path, fmt::format("expected an integer from {} to {}, got \"{}\"", min, max, text));
+      error(node, path,
+            fmt::format("expected an integer from {} to {}, got \"{}\"", min, max, text));
       return false;
     }
     out = static_cast<Int>(value);
@@ -128,8 +128,8 @@ void readProvider(Reader& reader, const YAML::Node& node, const std::string& pat
   }
   reader.allowKeys(node, path,
                    {"id", "type", "endpoints", "custom_url", "server_host", "api_tokens",
-                    "model_mapping", "tls", "anthropic_version", "max_tokens_default",
-                    "deployment", "api_version", "token_cooldown_ms"});
+                    "model_mapping", "tls", "anthropic_version", "max_tokens_default", "deployment",
+                    "api_version", "token_cooldown_ms"});
   if (!node["id"]) {
     reader.error(node, path + ".id", "required");
   } else {
@@ -139,9 +139,9 @@ void readProvider(Reader& reader, const YAML::Node& node, const std::string& pat
     reader.error(node, path + ".type", fmt::format("required (one of: {})", kProviderTypeList));
   } else if (reader.string(node["type"], path + ".type", provider.type) &&
              !kProviderTypes.contains(provider.type)) {
-    reader.error(node["type"], path + ".type",
-                 fmt::format("unknown provider type \"{}\" (known: {})", provider.type,
-                             kProviderTypeList));
+    reader.error(
+        node["type"], path + ".type",
+        fmt::format("unknown provider type \"{}\" (known: {})", provider.type, kProviderTypeList));
   }
 
   // Where it lives: endpoints, or custom_url (a base URL or a full API URL), or the legacy
@@ -169,8 +169,7 @@ void readProvider(Reader& reader, const YAML::Node& node, const std::string& pat
     if (reader.string(node["custom_url"], path + ".custom_url", url)) {
       addUrl(node["custom_url"], path + ".custom_url", url);
       static constexpr std::string_view kApiPaths[] = {
-          "/chat/completions", "/completions", "/embeddings", "/rerank", "/messages",
-          "/generate"};
+          "/chat/completions", "/completions", "/embeddings", "/rerank", "/messages", "/generate"};
       for (auto api : kApiPaths) {
         if (!provider.endpoints.empty() && provider.endpoints.back().base_path.ends_with(api)) {
           provider.full_path = true;
@@ -188,9 +187,9 @@ void readProvider(Reader& reader, const YAML::Node& node, const std::string& pat
     if (const char* url = defaultBaseUrl(provider.type)) {
       provider.endpoints.push_back(*parseEndpointUrl(url));
     } else if (!node["endpoints"]) {
-      reader.error(node, path + ".endpoints",
-                   fmt::format("required for type {}: endpoints, custom_url or server_host",
-                               provider.type));
+      reader.error(
+          node, path + ".endpoints",
+          fmt::format("required for type {}: endpoints, custom_url or server_host", provider.type));
     }
   }
 
@@ -218,9 +217,9 @@ void readProvider(Reader& reader, const YAML::Node& node, const std::string& pat
         }
         const auto star = pattern.find('*');
         if (pattern.empty() || (star != std::string::npos && star != pattern.size() - 1)) {
-          reader.error(item.first, path + ".model_mapping",
-                       fmt::format("\"{}\" is not a model name, a prefix wildcard or \"*\"",
-                                   pattern));
+          reader.error(
+              item.first, path + ".model_mapping",
+              fmt::format("\"{}\" is not a model name, a prefix wildcard or \"*\"", pattern));
         }
       }
     }
@@ -230,7 +229,8 @@ void readProvider(Reader& reader, const YAML::Node& node, const std::string& pat
       reader.error(tls, path + ".tls", "expected a mapping (ca_file, insecure_skip_verify)");
     } else {
       reader.allowKeys(tls, path + ".tls", {"ca_file", "insecure_skip_verify"});
-      if (tls["ca_file"]) reader.string(tls["ca_file"], path + ".tls.ca_file", provider.tls.ca_file);
+      if (tls["ca_file"])
+        reader.string(tls["ca_file"], path + ".tls.ca_file", provider.tls.ca_file);
       if (tls["insecure_skip_verify"]) {
         std::string flag;
         if (reader.string(tls["insecure_skip_verify"], path + ".tls.insecure_skip_verify", flag)) {
@@ -252,7 +252,8 @@ void readProvider(Reader& reader, const YAML::Node& node, const std::string& pat
     reader.integer<uint32_t>(node["max_tokens_default"], path + ".max_tokens_default",
                              provider.max_tokens_default, 1, 10000000);
   }
-  if (node["deployment"]) reader.string(node["deployment"], path + ".deployment", provider.deployment);
+  if (node["deployment"])
+    reader.string(node["deployment"], path + ".deployment", provider.deployment);
   if (node["api_version"]) {
     reader.string(node["api_version"], path + ".api_version", provider.api_version);
   }
@@ -297,10 +298,11 @@ void readRoute(Reader& reader, const YAML::Node& node, const std::string& path, 
 
 void readLimits(Reader& reader, const YAML::Node& node, Limits& limits) {
   if (!node.IsMap()) return reader.error(node, "limits", "expected a mapping");
-  reader.allowKeys(node, "limits", {"max_body_bytes", "max_header_bytes", "max_upstream_body_bytes"});
+  reader.allowKeys(node, "limits",
+                   {"max_body_bytes", "max_header_bytes", "max_upstream_body_bytes"});
   if (node["max_body_bytes"])
-    reader.integer<uint64_t>(node["max_body_bytes"], "limits.max_body_bytes",
-                             limits.max_body_bytes, 1, uint64_t(1) << 32);
+    reader.integer<uint64_t>(node["max_body_bytes"], "limits.max_body_bytes", limits.max_body_bytes,
+                             1, uint64_t(1) << 32);
   if (node["max_header_bytes"])
     reader.integer<uint32_t>(node["max_header_bytes"], "limits.max_header_bytes",
                              limits.max_header_bytes, 1024, 1u << 24);
@@ -311,13 +313,13 @@ void readLimits(Reader& reader, const YAML::Node& node, Limits& limits) {
 
 void readTimeouts(Reader& reader, const YAML::Node& node, Timeouts& timeouts) {
   if (!node.IsMap()) return reader.error(node, "timeouts", "expected a mapping");
-  reader.allowKeys(node, "timeouts",
-                   {"connect_ms", "first_byte_ms", "idle_ms", "client_read_ms", "keepalive_ms",
-                    "drain_ms"});
+  reader.allowKeys(
+      node, "timeouts",
+      {"connect_ms", "first_byte_ms", "idle_ms", "client_read_ms", "keepalive_ms", "drain_ms"});
   const std::pair<const char*, uint32_t*> fields[] = {
-      {"connect_ms", &timeouts.connect_ms},         {"first_byte_ms", &timeouts.first_byte_ms},
-      {"idle_ms", &timeouts.idle_ms},               {"client_read_ms", &timeouts.client_read_ms},
-      {"keepalive_ms", &timeouts.keepalive_ms},     {"drain_ms", &timeouts.drain_ms}};
+      {"connect_ms", &timeouts.connect_ms},     {"first_byte_ms", &timeouts.first_byte_ms},
+      {"idle_ms", &timeouts.idle_ms},           {"client_read_ms", &timeouts.client_read_ms},
+      {"keepalive_ms", &timeouts.keepalive_ms}, {"drain_ms", &timeouts.drain_ms}};
   for (auto [name, field] : fields) {
     if (node[name]) {
       reader.integer<uint32_t>(node[name], fmt::format("timeouts.{}", name), *field, 1,
@@ -418,7 +420,8 @@ void readPlugin(Reader& reader, const YAML::Node& node, const std::string& path,
       reader.error(attach, path + ".attach", "expected \"global\" or a list of route names");
     }
   }
-  if (node["order"]) reader.integer<int>(node["order"], path + ".order", plugin.order, -100000, 100000);
+  if (node["order"])
+    reader.integer<int>(node["order"], path + ".order", plugin.order, -100000, 100000);
   if (const auto policy = node["failure_policy"]) {
     std::string text;
     if (reader.string(policy, path + ".failure_policy", text)) {
@@ -442,12 +445,14 @@ void readPlugin(Reader& reader, const YAML::Node& node, const std::string& path,
       auto& l = plugin.limits;
       if (limits["max_memory_mb"]) {
         uint32_t mb = 0;
-        if (reader.integer<uint32_t>(limits["max_memory_mb"], where + ".max_memory_mb", mb, 1, 4095)) {
+        if (reader.integer<uint32_t>(limits["max_memory_mb"], where + ".max_memory_mb", mb, 1,
+                                     4095)) {
           l.max_memory_pages = mb * 16;
         }
       }
       if (limits["deadline_ms"])
-        reader.integer<uint32_t>(limits["deadline_ms"], where + ".deadline_ms", l.deadline_ms, 1, 60000);
+        reader.integer<uint32_t>(limits["deadline_ms"], where + ".deadline_ms", l.deadline_ms, 1,
+                                 60000);
       if (limits["max_module_bytes"])
         reader.integer<uint64_t>(limits["max_module_bytes"], where + ".max_module_bytes",
                                  l.max_module_bytes, 8, uint64_t(1) << 30);
@@ -459,8 +464,8 @@ void readPlugin(Reader& reader, const YAML::Node& node, const std::string& path,
                                  l.max_header_bytes, 0, uint64_t(1) << 24);
       if (limits["max_local_response_bytes"])
         reader.integer<uint64_t>(limits["max_local_response_bytes"],
-                                 where + ".max_local_response_bytes", l.max_local_response_bytes,
-                                 0, uint64_t(1) << 30);
+                                 where + ".max_local_response_bytes", l.max_local_response_bytes, 0,
+                                 uint64_t(1) << 30);
     }
   }
   if (const auto expose = node["expose_credentials"]) {
@@ -637,8 +642,9 @@ tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string
   if (!root.IsMap()) {
     return tl::make_unexpected(fmt::format("{}: expected a mapping at the top level\n", source));
   }
-  reader.allowKeys(root, "", {"listen", "threads", "providers", "routes", "plugins", "limits",
-                              "timeouts", "access_log", "log_level"});
+  reader.allowKeys(root, "",
+                   {"listen", "threads", "providers", "routes", "plugins", "limits", "timeouts",
+                    "access_log", "log_level"});
 
   if (root["listen"]) {
     std::string listen;
@@ -684,8 +690,8 @@ tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string
   if (root["timeouts"]) readTimeouts(reader, root["timeouts"], config.timeouts);
   if (root["access_log"]) reader.string(root["access_log"], "access_log", config.access_log);
   if (root["log_level"]) {
-    static const std::set<std::string, std::less<>> kLevels = {"trace", "debug", "info", "warn",
-                                                               "error", "off"};
+    static const std::set<std::string, std::less<>> kLevels = {"trace", "debug", "info",
+                                                               "warn",  "error", "off"};
     if (reader.string(root["log_level"], "log_level", config.log_level) &&
         !kLevels.contains(config.log_level)) {
       reader.error(root["log_level"], "log_level",

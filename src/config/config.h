@@ -3,16 +3,15 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
-
 #include <tl/expected.hpp>
+#include <vector>
 
 namespace sluice::config {
 
 // One upstream address, split once at load so the request path never parses URLs.
 struct Endpoint {
-  std::string url;        // as written in the config, for logs
-  std::string scheme;     // "http" or "https"
+  std::string url;     // as written in the config, for logs
+  std::string scheme;  // "http" or "https"
   std::string host;
   uint16_t port = 0;
   std::string base_path;  // path prefix without trailing slash, e.g. "" or "/openai"
@@ -27,8 +26,8 @@ struct ModelMapping {
 };
 
 struct UpstreamTls {
-  std::string ca_file;               // extra CA bundle; the system store is always used
-  bool insecure_skip_verify = false; // only by explicit config
+  std::string ca_file;                // extra CA bundle; the system store is always used
+  bool insecure_skip_verify = false;  // only by explicit config
 };
 
 struct Provider {
@@ -40,17 +39,17 @@ struct Provider {
   ModelMapping model_mapping;
   UpstreamTls tls;
   std::string anthropic_version = "2023-06-01";
-  uint32_t max_tokens_default = 4096;   // Anthropic requires max_tokens
-  std::string deployment;               // azure: deployment name (default: the model)
+  uint32_t max_tokens_default = 4096;      // Anthropic requires max_tokens
+  std::string deployment;                  // azure: deployment name (default: the model)
   std::string api_version = "2024-10-21";  // azure: api-version query
-  uint32_t token_cooldown_ms = 60000;   // a token answered 401/403/429 rests this long
+  uint32_t token_cooldown_ms = 60000;      // a token answered 401/403/429 rests this long
 };
 
 struct Route {
   std::string name;                 // defaults to "route<N>"
   std::vector<std::string> models;  // exact names, "prefix*" wildcards or "*"
   std::string provider;
-  size_t provider_index = 0;        // resolved index into Config::providers
+  size_t provider_index = 0;  // resolved index into Config::providers
 };
 
 struct Limits {
@@ -60,23 +59,23 @@ struct Limits {
 };
 
 struct Timeouts {
-  uint32_t connect_ms = 5000;      // TCP connect to an upstream
-  uint32_t first_byte_ms = 120000; // request sent → response headers
-  uint32_t idle_ms = 120000;       // gap between two reads of an upstream body
-  uint32_t client_read_ms = 30000; // a client's request must arrive within this
-  uint32_t keepalive_ms = 60000;   // idle keep-alive client connection
-  uint32_t drain_ms = 30000;       // SIGTERM: in-flight requests get this long to finish
+  uint32_t connect_ms = 5000;       // TCP connect to an upstream
+  uint32_t first_byte_ms = 120000;  // request sent → response headers
+  uint32_t idle_ms = 120000;        // gap between two reads of an upstream body
+  uint32_t client_read_ms = 30000;  // a client's request must arrive within this
+  uint32_t keepalive_ms = 60000;    // idle keep-alive client connection
+  uint32_t drain_ms = 30000;        // SIGTERM: in-flight requests get this long to finish
 };
 
 enum class FailurePolicy { kFailClosed, kFailOpen };
 
 // Bounds a plugin cannot exceed, whatever its code does.
 struct PluginLimits {
-  uint32_t max_memory_pages = 512;                 // 64 KiB pages: 32 MiB of linear memory
-  uint32_t deadline_ms = 100;                      // per callback; the watchdog stops the call
+  uint32_t max_memory_pages = 512;  // 64 KiB pages: 32 MiB of linear memory
+  uint32_t deadline_ms = 100;       // per callback; the watchdog stops the call
   uint64_t max_module_bytes = 32 * 1024 * 1024;
-  uint64_t max_body_bytes = 4 * 1024 * 1024;       // bodies a plugin reads, sets or buffers
-  uint64_t max_header_bytes = 64 * 1024;           // a header map a plugin sets
+  uint64_t max_body_bytes = 4 * 1024 * 1024;  // bodies a plugin reads, sets or buffers
+  uint64_t max_header_bytes = 64 * 1024;      // a header map a plugin sets
   uint64_t max_local_response_bytes = 1024 * 1024;
 };
 

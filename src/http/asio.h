@@ -3,14 +3,13 @@
 // The one private header that pulls in Asio and Beast: only .cc files of the parts that do
 // network I/O include it, so the rest of the tree compiles without them.
 
-#include <memory>
-#include <string>
-
 #include <boost/asio.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/ssl.hpp>
+#include <memory>
+#include <string>
 
 namespace sluice::http {
 
@@ -41,8 +40,8 @@ struct ClientConnection {
 
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
-  std::string peer;    // "ip:port", for logs
-  bool idle = false;   // waiting for the next request; graceful shutdown may close it
+  std::string peer;   // "ip:port", for logs
+  bool idle = false;  // waiting for the next request; graceful shutdown may close it
   std::shared_ptr<DisconnectWatch> watch;
 };
 

@@ -36,7 +36,7 @@ class SseDecoder {
   void dispatch(const Callback& on_event);
 
   size_t max_event_bytes_;
-  std::string line_;   // partial line carried between feeds
+  std::string line_;  // partial line carried between feeds
   std::string event_;
   std::string data_;
   std::string id_;

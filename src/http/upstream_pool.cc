@@ -1,8 +1,7 @@
 #include "http/upstream_pool.h"
 
-#include <sys/socket.h>
-
 #include <fmt/format.h>
+#include <sys/socket.h>
 
 namespace sluice::http {
 namespace {
@@ -58,8 +57,7 @@ Task<std::pair<beast::error_code, UpstreamConnectionPtr>> UpstreamPool::acquire(
     while (!list.empty()) {
       auto connection = std::move(list.back());
       list.pop_back();
-      if (now - connection->idle_since < max_idle_time_ &&
-          stillOpen(connection->stream.socket())) {
+      if (now - connection->idle_since < max_idle_time_ && stillOpen(connection->stream.socket())) {
         connection->reused = true;
         co_return std::pair{beast::error_code{}, std::move(connection)};
       }
@@ -78,7 +76,8 @@ Task<std::pair<beast::error_code, UpstreamConnectionPtr>> UpstreamPool::connect(
   auto& tcp_stream = connection->stream.tcp();
   tcp_stream.expires_after(connect_timeout);
   if (!ec) {
-    std::tie(ec) = co_await tcp_stream.async_connect(tcp::endpoint(address, endpoint.port), kNoThrow);
+    std::tie(ec) =
+        co_await tcp_stream.async_connect(tcp::endpoint(address, endpoint.port), kNoThrow);
   } else {
     auto [resolve_ec, results] =
         co_await resolver_.async_resolve(endpoint.host, std::to_string(endpoint.port), kNoThrow);
@@ -92,11 +91,12 @@ Task<std::pair<beast::error_code, UpstreamConnectionPtr>> UpstreamPool::connect(
     auto& tls_stream = connection->stream.startTls(tls->context());
     // SNI, and the certificate must name the host we asked for.
     if (!SSL_set_tlsext_host_name(tls_stream.native_handle(), endpoint.host.c_str())) {
-      co_return std::pair{beast::error_code(static_cast<int>(::ERR_get_error()),
-                                            asio::error::get_ssl_category()),
-                          nullptr};
+      co_return std::pair{
+          beast::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()),
+          nullptr};
     }
-    if (tls->verify()) tls_stream.set_verify_callback(asio::ssl::host_name_verification(endpoint.host));
+    if (tls->verify())
+      tls_stream.set_verify_callback(asio::ssl::host_name_verification(endpoint.host));
     std::tie(ec) = co_await tls_stream.async_handshake(asio::ssl::stream_base::client, kNoThrow);
     if (ec) co_return std::pair{ec, nullptr};
   }

@@ -3,12 +3,11 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <tl/expected.hpp>
 #include <unordered_map>
 #include <vector>
 
 #include "config/config.h"
-#include <tl/expected.hpp>
-
 #include "http/asio.h"
 
 namespace sluice::http {

@@ -8,13 +8,20 @@ namespace {
 
 std::string_view relativePath(Capability capability) {
   switch (capability) {
-    case Capability::kChat: return "/chat/completions";
-    case Capability::kCompletions: return "/completions";
-    case Capability::kEmbeddings: return "/embeddings";
-    case Capability::kRerank: return "/rerank";
-    case Capability::kModels: return "/models";
-    case Capability::kMessages: return "/messages";
-    case Capability::kGenerate: return "/generate";
+    case Capability::kChat:
+      return "/chat/completions";
+    case Capability::kCompletions:
+      return "/completions";
+    case Capability::kEmbeddings:
+      return "/embeddings";
+    case Capability::kRerank:
+      return "/rerank";
+    case Capability::kModels:
+      return "/models";
+    case Capability::kMessages:
+      return "/messages";
+    case Capability::kGenerate:
+      return "/generate";
   }
   return "";
 }
@@ -60,9 +67,9 @@ class OpenAiCompatible : public ProviderType {
 class SgLang : public OpenAiCompatible {
  public:
   SgLang()
-      : OpenAiCompatible("sglang", {Capability::kChat, Capability::kCompletions,
-                                    Capability::kEmbeddings, Capability::kRerank,
-                                    Capability::kModels, Capability::kGenerate}) {}
+      : OpenAiCompatible("sglang",
+                         {Capability::kChat, Capability::kCompletions, Capability::kEmbeddings,
+                          Capability::kRerank, Capability::kModels, Capability::kGenerate}) {}
   std::string target(Capability capability, const config::Provider& provider,
                      const config::Endpoint& endpoint, std::string_view model) const override {
     if (capability != Capability::kGenerate) {
@@ -141,8 +148,7 @@ std::string ProviderType::target(Capability capability, const config::Provider& 
   return base + std::string(relativePath(capability));
 }
 
-void ProviderType::addHeaders(const config::Provider&, std::string_view token,
-                              Headers& out) const {
+void ProviderType::addHeaders(const config::Provider&, std::string_view token, Headers& out) const {
   if (!token.empty()) out.emplace_back("authorization", "Bearer " + std::string(token));
 }
 
@@ -165,13 +171,20 @@ std::optional<Capability> capabilityOfPath(std::string_view path) {
 
 std::string_view capabilityName(Capability capability) {
   switch (capability) {
-    case Capability::kChat: return "chat completions";
-    case Capability::kCompletions: return "completions";
-    case Capability::kEmbeddings: return "embeddings";
-    case Capability::kRerank: return "rerank";
-    case Capability::kModels: return "models";
-    case Capability::kMessages: return "messages";
-    case Capability::kGenerate: return "generate";
+    case Capability::kChat:
+      return "chat completions";
+    case Capability::kCompletions:
+      return "completions";
+    case Capability::kEmbeddings:
+      return "embeddings";
+    case Capability::kRerank:
+      return "rerank";
+    case Capability::kModels:
+      return "models";
+    case Capability::kMessages:
+      return "messages";
+    case Capability::kGenerate:
+      return "generate";
   }
   return "";
 }

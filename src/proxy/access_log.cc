@@ -13,8 +13,8 @@ namespace sluice::proxy {
 AccessLog::AccessLog(const std::string& target) {
   if (target == "off") return;
   if (target == "stdout") {
-    logger_ = std::make_shared<spdlog::logger>(
-        "access", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+    logger_ = std::make_shared<spdlog::logger>("access",
+                                               std::make_shared<spdlog::sinks::stdout_sink_mt>());
   } else {
     logger_ = std::make_shared<spdlog::logger>(
         "access", std::make_shared<spdlog::sinks::basic_file_sink_mt>(target));
@@ -30,8 +30,7 @@ void AccessLog::write(const AccessRecord& record) {
   JsonWriter json(line);
   const auto now = std::chrono::system_clock::now();
   json.beginObject();
-  json.key("ts").value(
-      std::chrono::duration<double>(now.time_since_epoch()).count());
+  json.key("ts").value(std::chrono::duration<double>(now.time_since_epoch()).count());
   json.key("request_id").value(record.request_id);
   json.key("method").value(record.method);
   json.key("path").value(record.path);

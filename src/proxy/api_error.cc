@@ -24,14 +24,31 @@ std::string openAiErrorBody(const ApiError& error) {
 std::string anthropicErrorBody(const ApiError& error) {
   std::string_view type = "api_error";
   switch (error.status) {
-    case 400: case 405: case 422: type = "invalid_request_error"; break;
-    case 401: type = "authentication_error"; break;
-    case 403: type = "permission_error"; break;
-    case 404: type = "not_found_error"; break;
-    case 413: type = "request_too_large"; break;
-    case 429: type = "rate_limit_error"; break;
-    case 529: type = "overloaded_error"; break;
-    default: break;
+    case 400:
+    case 405:
+    case 422:
+      type = "invalid_request_error";
+      break;
+    case 401:
+      type = "authentication_error";
+      break;
+    case 403:
+      type = "permission_error";
+      break;
+    case 404:
+      type = "not_found_error";
+      break;
+    case 413:
+      type = "request_too_large";
+      break;
+    case 429:
+      type = "rate_limit_error";
+      break;
+    case 529:
+      type = "overloaded_error";
+      break;
+    default:
+      break;
   }
   std::string body;
   JsonWriter json(body);

@@ -35,9 +35,8 @@ class EventStreamTransform : public BodyTransform {
   EventStreamTransform(OnEvent on_event, OnFinish on_finish)
       : on_event_(std::move(on_event)), on_finish_(std::move(on_finish)) {}
   bool feed(std::string_view bytes, std::string& out) override {
-    return decoder_.feed(bytes, [&](const http::SseEvent& event) {
-      on_event_(event.event, event.data, out);
-    });
+    return decoder_.feed(
+        bytes, [&](const http::SseEvent& event) { on_event_(event.event, event.data, out); });
   }
   void finish(std::string& out) override {
     decoder_.finish([&](const http::SseEvent& event) { on_event_(event.event, event.data, out); });
@@ -60,7 +59,8 @@ std::unique_ptr<BodyTransform> eventStream(OnEvent on_event, OnFinish on_finish)
 template <typename Convert>
 class WholeBodyTransform : public BodyTransform {
  public:
-  WholeBodyTransform(uint64_t limit, Convert convert) : limit_(limit), convert_(std::move(convert)) {}
+  WholeBodyTransform(uint64_t limit, Convert convert)
+      : limit_(limit), convert_(std::move(convert)) {}
   bool feed(std::string_view bytes, std::string& out) override {
     if (body_.size() + bytes.size() > limit_) return false;
     body_.append(bytes);
@@ -109,7 +109,8 @@ bool renameModel(std::string& json, std::string_view from, std::string_view to) 
     }
     ++i;
     while (i < json.size() && (json[i] == ' ' || json[i] == '\t' || json[i] == '\n')) ++i;
-    if (json.compare(i, 1, "\"") == 0 && json.compare(i + 1, quoted_from.size(), quoted_from) == 0 &&
+    if (json.compare(i, 1, "\"") == 0 &&
+        json.compare(i + 1, quoted_from.size(), quoted_from) == 0 &&
         json.compare(i + 1 + quoted_from.size(), 1, "\"") == 0) {
       std::string quoted_to;
       appendJsonEscaped(quoted_to, to);
@@ -147,11 +148,9 @@ std::unique_ptr<BodyTransform> makeBodyTransform(const TransformSpec& spec) {
     case Translation::kOpenAiToAnthropic:  // OpenAI upstream, Anthropic client
       if (spec.event_stream && ok) {
         auto stream = std::make_shared<translate::OpenAiToAnthropicStream>(client);
-        return eventStream(
-            [stream](std::string_view event, std::string_view data, std::string& out) {
-              stream->onEvent(event, data, out);
-            },
-            [stream](std::string& out) { stream->finish(out); });
+        return eventStream([stream](std::string_view event, std::string_view data,
+                                    std::string& out) { stream->onEvent(event, data, out); },
+                           [stream](std::string& out) { stream->finish(out); });
       }
       return wholeBody(spec.max_body_bytes, [client, ok, status](std::string body) {
         if (!ok) return translate::openAiErrorToAnthropic(body, status);
@@ -161,12 +160,11 @@ std::unique_ptr<BodyTransform> makeBodyTransform(const TransformSpec& spec) {
 
     case Translation::kAnthropicToOpenAi:  // Anthropic upstream, OpenAI client
       if (spec.event_stream && ok) {
-        auto stream = std::make_shared<translate::AnthropicToOpenAiStream>(client, spec.include_usage);
-        return eventStream(
-            [stream](std::string_view event, std::string_view data, std::string& out) {
-              stream->onEvent(event, data, out);
-            },
-            [stream](std::string& out) { stream->finish(out); });
+        auto stream =
+            std::make_shared<translate::AnthropicToOpenAiStream>(client, spec.include_usage);
+        return eventStream([stream](std::string_view event, std::string_view data,
+                                    std::string& out) { stream->onEvent(event, data, out); },
+                           [stream](std::string& out) { stream->finish(out); });
       }
       return wholeBody(spec.max_body_bytes, [client, ok, status](std::string body) {
         if (!ok) return translate::anthropicErrorToOpenAi(body, status);

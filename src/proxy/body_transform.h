@@ -26,11 +26,11 @@ enum class Translation { kNone, kOpenAiToAnthropic, kAnthropicToOpenAi };
 
 struct TransformSpec {
   Translation translation = Translation::kNone;
-  bool event_stream = false;  // the upstream answers text/event-stream
-  int status = 200;           // upstream status: error bodies are translated as errors
-  std::string client_model;   // the name the client asked for
-  std::string upstream_model; // the name the upstream was given
-  bool include_usage = false; // the client asked stream_options.include_usage
+  bool event_stream = false;   // the upstream answers text/event-stream
+  int status = 200;            // upstream status: error bodies are translated as errors
+  std::string client_model;    // the name the client asked for
+  std::string upstream_model;  // the name the upstream was given
+  bool include_usage = false;  // the client asked stream_options.include_usage
   uint64_t max_body_bytes = 64 * 1024 * 1024;
 };
 

@@ -146,16 +146,17 @@ class Worker {
       parser.body_limit(config.limits.max_body_bytes);
 
       client.idle = true;
-      client.stream.expires_after(std::chrono::milliseconds(
-          first ? config.timeouts.client_read_ms : config.timeouts.keepalive_ms));
-      auto [ec, n] = co_await bhttp::async_read_header(client.stream, client.buffer, parser, kNoThrow);
+      client.stream.expires_after(std::chrono::milliseconds(first ? config.timeouts.client_read_ms
+                                                                  : config.timeouts.keepalive_ms));
+      auto [ec, n] =
+          co_await bhttp::async_read_header(client.stream, client.buffer, parser, kNoThrow);
       client.idle = false;
       // Error values are named before co_await: GCC 12 destroys a brace-initialised
       // temporary argument of a coroutine call twice.
       if (ec == bhttp::error::header_limit) {
-        ApiError error{431, "invalid_request_error", "headers_too_large",
-                       fmt::format("request headers exceed {} bytes",
-                                   config.limits.max_header_bytes)};
+        ApiError error{
+            431, "invalid_request_error", "headers_too_large",
+            fmt::format("request headers exceed {} bytes", config.limits.max_header_bytes)};
         co_await ProxyHandler::sendError(client, error, "", false);
         co_return;
       }
@@ -291,9 +292,10 @@ int runGateway(const config::Config& config) {
       }
       runtime.tls = std::move(*tls);
       if (provider.tls.insecure_skip_verify) {
-        spdlog::warn("provider {}: tls.insecure_skip_verify is set: upstream certificates are "
-                     "not verified",
-                     provider.id);
+        spdlog::warn(
+            "provider {}: tls.insecure_skip_verify is set: upstream certificates are "
+            "not verified",
+            provider.id);
       }
     }
   }
@@ -312,8 +314,8 @@ int runGateway(const config::Config& config) {
   asio::io_context main_io;
   asio::signal_set signals(main_io, SIGINT, SIGTERM);
   for (auto& worker : workers) worker.start();
-  spdlog::info("sluice listening on {}:{} with {} threads", config.listen_host,
-               config.listen_port, config.threads);
+  spdlog::info("sluice listening on {}:{} with {} threads", config.listen_host, config.listen_port,
+               config.threads);
 
   int received = 0;
   signals.async_wait([&](const beast::error_code&, int signal) { received = signal; });

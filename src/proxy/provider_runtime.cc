@@ -36,7 +36,8 @@ int ProviderRuntime::pickToken(size_t& cursor, const std::vector<bool>& tried) c
 
 void ProviderRuntime::rest(int token, std::chrono::milliseconds period) const {
   if (token < 0 || static_cast<size_t>(token) >= token_rest_until.size()) return;
-  const auto until = nowNanos() + std::chrono::duration_cast<std::chrono::nanoseconds>(period).count();
+  const auto until =
+      nowNanos() + std::chrono::duration_cast<std::chrono::nanoseconds>(period).count();
   token_rest_until[token]->store(until, std::memory_order_relaxed);
 }
 

@@ -1,8 +1,8 @@
 #include "proxy/proxy_handler.h"
 
 #include <simdjson.h>
-#include <sys/socket.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <charconv>
@@ -12,11 +12,11 @@
 
 #include "common/json_writer.h"
 #include "common/request_id.h"
+#include "providers/provider_type.h"
 #include "proxy/body_transform.h"
 #include "proxy/request_fields.h"
-#include "wasm/shared_state.h"
-#include "providers/provider_type.h"
 #include "translate/translate.h"
+#include "wasm/shared_state.h"
 
 namespace sluice::proxy {
 
@@ -208,8 +208,8 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
     if (is_get) {
       co_await listModels(x);
     } else {
-      error = ApiError{405, "invalid_request_error", "method_not_allowed",
-                       "/v1/models requires GET"};
+      error =
+          ApiError{405, "invalid_request_error", "method_not_allowed", "/v1/models requires GET"};
     }
   } else if (x.path == "/metrics" && is_get) {
     // Prometheus text exposition; today the metrics plugins define (proxy_define_metric).
@@ -220,9 +220,9 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
     std::string body = R"({"status":"ok"})";
     co_await respond(x, bhttp::status::ok, std::move(body));
   } else {
-    error = ApiError{404, "invalid_request_error", "unknown_url",
-                     fmt::format("unknown endpoint {} {}",
-                                 std::string_view(request.method_string()), x.path)};
+    error = ApiError{
+        404, "invalid_request_error", "unknown_url",
+        fmt::format("unknown endpoint {} {}", std::string_view(request.method_string()), x.path)};
   }
   if (error) co_await fail(x, std::move(*error));
   if (x.chain) {
@@ -434,7 +434,7 @@ Task<wasm::HttpCallResponse> ProxyHandler::performHttpCall(Exchange& x,
 
 Task<void> ProxyHandler::respondLocal(Exchange& x, const wasm::LocalResponse& local) {
   bhttp::response<bhttp::string_body> response{static_cast<bhttp::status>(local.status),
-                                                x.request.version()};
+                                               x.request.version()};
   bool has_type = false;
   for (const auto& [name, value] : local.headers) {
     has_type = has_type || name == "content-type";
@@ -522,8 +522,8 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
     }
     body = std::move(*translated);
   } else if (x.translation == Translation::kAnthropicToOpenAi) {
-    auto translated = translate::openAiToAnthropicRequest(body, x.upstream_model,
-                                                          x.provider->max_tokens_default);
+    auto translated =
+        translate::openAiToAnthropicRequest(body, x.upstream_model, x.provider->max_tokens_default);
     if (!translated) {
       ApiError error{translated.error().status, "invalid_request_error", "invalid_request",
                      translated.error().message};
@@ -573,7 +573,8 @@ Task<void> ProxyHandler::forward(Exchange& x, Request& upstream_request) {
   const auto connect_timeout = std::chrono::milliseconds(config.timeouts.connect_ms);
   const auto first_byte_timeout = std::chrono::milliseconds(config.timeouts.first_byte_ms);
   const auto provider_index = x.route->provider_index;
-  if (next_endpoint_.size() < config.providers.size()) next_endpoint_.resize(config.providers.size());
+  if (next_endpoint_.size() < config.providers.size())
+    next_endpoint_.resize(config.providers.size());
   if (next_token_.size() < config.providers.size()) next_token_.resize(config.providers.size());
   size_t endpoint_cursor = next_endpoint_[provider_index]++;
   auto& watch = *x.client.watch;
@@ -592,14 +593,16 @@ Task<void> ProxyHandler::forward(Exchange& x, Request& upstream_request) {
   };
   authenticate();
 
-  ApiError last_error{502, "upstream_error", "upstream_unreachable", "no upstream endpoint answered"};
+  ApiError last_error{502, "upstream_error", "upstream_unreachable",
+                      "no upstream endpoint answered"};
   // Each endpoint is tried once (a stale pooled connection gets one fresh retry; a token
   // refused with 401/403/429 gives way to the next token), only while nothing has been sent
   // to the client.
   for (size_t i = 0; i < endpoints.size(); ++i) {
     const auto& endpoint = endpoints[endpoint_cursor++ % endpoints.size()];
     x.upstream = endpoint.url;
-    upstream_request.target(x.type->target(x.upstream_capability, provider, endpoint, x.upstream_model));
+    upstream_request.target(
+        x.type->target(x.upstream_capability, provider, endpoint, x.upstream_model));
     upstream_request.set(bhttp::field::host, hostHeader(endpoint));
 
     auto* tls = x.runtime->tls.get();
@@ -676,8 +679,8 @@ Task<bool> ProxyHandler::writeBody(Exchange& x, bool chunked, std::string_view p
     std::tie(ec, written) = co_await asio::async_write(
         x.client.stream, bhttp::make_chunk(asio::buffer(piece.data(), piece.size())), kNoThrow);
   } else {
-    std::tie(ec, written) =
-        co_await asio::async_write(x.client.stream, asio::buffer(piece.data(), piece.size()), kNoThrow);
+    std::tie(ec, written) = co_await asio::async_write(
+        x.client.stream, asio::buffer(piece.data(), piece.size()), kNoThrow);
   }
   x.bytes_out += written;
   co_return !ec;
@@ -697,8 +700,8 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
   const bool body_plugins = x.chain && x.chain->wantsResponseBody();
   TransformSpec spec;
   spec.translation = x.translation;
-  spec.event_stream = upstream[bhttp::field::content_type].find("text/event-stream") !=
-                      std::string_view::npos;
+  spec.event_stream =
+      upstream[bhttp::field::content_type].find("text/event-stream") != std::string_view::npos;
   spec.status = x.status;
   spec.client_model = x.fields.model;
   spec.upstream_model = x.upstream_model;
@@ -833,19 +836,22 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
     transform->finish(transformed);
     if (body_plugins) {
       complete = filter(transformed, true);
-      if (complete) complete = co_await writeBody(x, framing == Framing::kChunked, x.stream->response_body);
+      if (complete)
+        complete = co_await writeBody(x, framing == Framing::kChunked, x.stream->response_body);
     } else {
       complete = co_await writeBody(x, framing == Framing::kChunked, transformed);
     }
   }
   if (complete && body_plugins && !plugins_saw_end) {
     complete = filter({}, true);
-    if (complete) complete = co_await writeBody(x, framing == Framing::kChunked, x.stream->response_body);
+    if (complete)
+      complete = co_await writeBody(x, framing == Framing::kChunked, x.stream->response_body);
   }
   if (!complete) {
     x.keep_alive = false;
   } else if (framing == Framing::kChunked) {
-    std::tie(ec, n) = co_await asio::async_write(x.client.stream, bhttp::make_chunk_last(), kNoThrow);
+    std::tie(ec, n) =
+        co_await asio::async_write(x.client.stream, bhttp::make_chunk_last(), kNoThrow);
     x.bytes_out += n;
     if (ec) x.keep_alive = false;
   }
@@ -861,18 +867,20 @@ Task<void> ProxyHandler::listModels(Exchange& x) {
       if (!model.ends_with('*')) models.emplace(model, route.provider);
     }
   }
-  const auto timeout = std::chrono::milliseconds(std::min<uint32_t>(config.timeouts.first_byte_ms, 5000));
+  const auto timeout =
+      std::chrono::milliseconds(std::min<uint32_t>(config.timeouts.first_byte_ms, 5000));
   for (size_t index = 0; index < config.providers.size(); ++index) {
     const auto& provider = config.providers[index];
     const auto& type = providers::providerType(provider.type);
     if (!type.supports(providers::Capability::kModels)) continue;
     for (const auto& endpoint : provider.endpoints) {
-      auto [ec, connection] = co_await pool_.acquire(
-          endpoint, std::chrono::milliseconds(config.timeouts.connect_ms),
-          x.state->providers[index].tls.get());
+      auto [ec, connection] =
+          co_await pool_.acquire(endpoint, std::chrono::milliseconds(config.timeouts.connect_ms),
+                                 x.state->providers[index].tls.get());
       if (ec) continue;
       bhttp::request<bhttp::empty_body> request{
-          bhttp::verb::get, type.target(providers::Capability::kModels, provider, endpoint, ""), 11};
+          bhttp::verb::get, type.target(providers::Capability::kModels, provider, endpoint, ""),
+          11};
       request.set(bhttp::field::host, hostHeader(endpoint));
       request.set("x-request-id", x.request_id);
       providers::Headers headers;
@@ -882,7 +890,8 @@ Task<void> ProxyHandler::listModels(Exchange& x) {
       bhttp::response_parser<bhttp::string_body> parser;
       parser.body_limit(4 * 1024 * 1024);
       connection->stream.expires_after(timeout);
-      std::tie(ec, std::ignore) = co_await bhttp::async_write(connection->stream, request, kNoThrow);
+      std::tie(ec, std::ignore) =
+          co_await bhttp::async_write(connection->stream, request, kNoThrow);
       if (!ec) {
         std::tie(ec, std::ignore) =
             co_await bhttp::async_read(connection->stream, connection->buffer, parser, kNoThrow);

@@ -41,8 +41,7 @@ class ProxyHandler {
 
   http::Task<void> proxy(Exchange& x);
   http::Task<void> forward(Exchange& x, Request& upstream_request);
-  http::Task<void> relay(Exchange& x, http::UpstreamConnection& connection,
-                         UpstreamParser& parser);
+  http::Task<void> relay(Exchange& x, http::UpstreamConnection& connection, UpstreamParser& parser);
   // Writes one piece of a response body in the client's framing; false when the client is gone.
   static http::Task<bool> writeBody(Exchange& x, bool chunked, std::string_view piece);
   http::Task<void> listModels(Exchange& x);
@@ -53,7 +52,8 @@ class ProxyHandler {
   // Plugin steps: run the request phases, wait out pauses, answer local responses.
   http::Task<bool> runRequestPlugins(Exchange& x, int route_index);
   http::Task<wasm::ChainStatus> settle(Exchange& x, wasm::ChainStatus status);
-  http::Task<wasm::HttpCallResponse> performHttpCall(Exchange& x, const wasm::HttpCallRequest& call);
+  http::Task<wasm::HttpCallResponse> performHttpCall(Exchange& x,
+                                                     const wasm::HttpCallRequest& call);
   http::Task<void> respondLocal(Exchange& x, const wasm::LocalResponse& response);
   // Answers a kLocalResponse or kFailed chain status; false when there was nothing to answer.
   http::Task<bool> answerChain(Exchange& x, wasm::ChainStatus status);

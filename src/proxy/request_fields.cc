@@ -1,8 +1,7 @@
 #include "proxy/request_fields.h"
 
-#include <simdjson.h>
-
 #include <fmt/format.h>
+#include <simdjson.h>
 
 namespace sluice::proxy {
 namespace {
@@ -15,11 +14,12 @@ ApiError invalid(std::string message) {
 
 tl::expected<RequestFields, ApiError> parseRequestFields(std::string& body) {
   using namespace simdjson;
-  if (body.capacity() - body.size() < SIMDJSON_PADDING) body.reserve(body.size() + SIMDJSON_PADDING);
+  if (body.capacity() - body.size() < SIMDJSON_PADDING)
+    body.reserve(body.size() + SIMDJSON_PADDING);
   thread_local ondemand::parser parser;
   ondemand::document doc;
-  if (auto error = parser.iterate(padded_string_view(body.data(), body.size(), body.capacity()))
-                       .get(doc)) {
+  if (auto error =
+          parser.iterate(padded_string_view(body.data(), body.size(), body.capacity())).get(doc)) {
     return tl::make_unexpected(invalid(fmt::format("invalid JSON body: {}", error_message(error))));
   }
   ondemand::object object;
@@ -31,13 +31,14 @@ tl::expected<RequestFields, ApiError> parseRequestFields(std::string& body) {
   for (auto field : object) {
     std::string_view key;
     if (auto error = field.unescaped_key().get(key)) {
-      return tl::make_unexpected(invalid(fmt::format("invalid JSON body: {}", error_message(error))));
+      return tl::make_unexpected(
+          invalid(fmt::format("invalid JSON body: {}", error_message(error))));
     }
     if (key == "model") {
       std::string_view model;
       if (field.value().get_string().get(model)) {
-        return tl::make_unexpected(ApiError{400, "invalid_request_error", "invalid_model",
-                                            "\"model\" must be a string"});
+        return tl::make_unexpected(
+            ApiError{400, "invalid_request_error", "invalid_model", "\"model\" must be a string"});
       }
       fields.model.assign(model);
       has_model = true;

@@ -16,9 +16,8 @@ RouteTable::RouteTable(const std::vector<config::Route>& routes) {
       }
     }
   }
-  std::stable_sort(prefixes_.begin(), prefixes_.end(), [](const auto& a, const auto& b) {
-    return a.first.size() > b.first.size();
-  });
+  std::stable_sort(prefixes_.begin(), prefixes_.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
 }
 
 int RouteTable::find(std::string_view model) const {

@@ -29,9 +29,9 @@ int64_t nowNanos() {
 // Header names a plugin is never allowed to set: they describe one hop, or the gateway
 // computes them.
 bool isHopByHop(std::string_view name) {
-  static constexpr std::string_view kNames[] = {"connection", "keep-alive", "proxy-connection",
-                                                "transfer-encoding", "te", "trailer", "upgrade",
-                                                "content-length"};
+  static constexpr std::string_view kNames[] = {
+      "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+      "te",         "trailer",    "upgrade",          "content-length"};
   for (auto hop : kNames) {
     if (name == hop) return true;
   }
@@ -39,8 +39,8 @@ bool isHopByHop(std::string_view name) {
 }
 
 bool isCredential(const config::Plugin& settings, std::string_view name) {
-  static constexpr std::string_view kNames[] = {"authorization", "x-api-key",
-                                                "proxy-authorization", "cookie"};
+  static constexpr std::string_view kNames[] = {"authorization", "x-api-key", "proxy-authorization",
+                                                "cookie"};
   for (auto secret : kNames) {
     if (name == secret) return true;
   }
@@ -177,14 +177,19 @@ class HostCalls {
     auto* stream = self.stream_;
     if (stream == nullptr) return nullptr;
     switch (static_cast<abi::MapType>(u32(type))) {
-      case abi::MapType::kRequestHeaders: return &stream->request_headers;
-      case abi::MapType::kRequestTrailers: return &stream->request_trailers;
-      case abi::MapType::kResponseHeaders: return &stream->response_headers;
-      case abi::MapType::kResponseTrailers: return &stream->response_trailers;
+      case abi::MapType::kRequestHeaders:
+        return &stream->request_headers;
+      case abi::MapType::kRequestTrailers:
+        return &stream->request_trailers;
+      case abi::MapType::kResponseHeaders:
+        return &stream->response_headers;
+      case abi::MapType::kResponseTrailers:
+        return &stream->response_trailers;
       case abi::MapType::kHttpCallResponseHeaders:
         return stream->call_response ? const_cast<HeaderMap*>(&stream->call_response->headers)
                                      : nullptr;
-      default: return nullptr;
+      default:
+        return nullptr;
     }
   }
   static bool hidden(PluginInstance& self, RawVal type, std::string_view name) {
@@ -238,14 +243,17 @@ class HostCalls {
         return stream ? (changed ? (stream->response_body_changed = true, &stream->response_body)
                                  : &stream->response_body)
                       : nullptr;
-      default: return nullptr;
+      default:
+        return nullptr;
     }
   }
   static std::optional<std::string_view> readableBuffer(PluginInstance& self, RawVal type) {
     const auto& settings = self.plugin_->settings();
     switch (static_cast<abi::BufferType>(u32(type))) {
-      case abi::BufferType::kPluginConfiguration: return settings.configuration;
-      case abi::BufferType::kVmConfiguration: return settings.vm_configuration;
+      case abi::BufferType::kPluginConfiguration:
+        return settings.configuration;
+      case abi::BufferType::kVmConfiguration:
+        return settings.vm_configuration;
       case abi::BufferType::kHttpCallResponseBody:
         if (self.stream_ && self.stream_->call_response) return self.stream_->call_response->body;
         return std::nullopt;
@@ -276,7 +284,8 @@ class HostCalls {
     auto* target = buffer(self, a[0], &changed);
     if (target == nullptr) return ok(Status::kNotFound);
     const auto limit = self.plugin_->settings().limits.max_body_bytes;
-    auto data = read(self, a[3], a[4], static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX)));
+    auto data =
+        read(self, a[3], a[4], static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX)));
     if (!data) return ok(u32(a[4]) > limit ? Status::kBadArgument : Status::kInvalidMemoryAccess);
     const uint64_t start = std::min<uint64_t>(u32(a[1]), target->size());
     const uint64_t size = std::min<uint64_t>(u32(a[2]), target->size() - start);
@@ -298,14 +307,14 @@ class HostCalls {
   }
   static HostResult setHeaderMapPairs(PluginInstance& self, std::span<const RawVal> a) {
     auto* map = headerMap(self, a[0]);
-    if (map == nullptr || static_cast<abi::MapType>(u32(a[0])) ==
-                              abi::MapType::kHttpCallResponseHeaders) {
+    if (map == nullptr ||
+        static_cast<abi::MapType>(u32(a[0])) == abi::MapType::kHttpCallResponseHeaders) {
       return ok(Status::kNotFound);
     }
     auto bytes = read(self, a[1], a[2]);
     if (!bytes) return ok(Status::kInvalidMemoryAccess);
-    auto pairs = deserializeHeaderMap(
-        {reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()});
+    auto pairs =
+        deserializeHeaderMap({reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()});
     if (!pairs) return ok(Status::kBadArgument);
     HeaderMap result;
     for (auto& [name, value] : *pairs) {
@@ -338,8 +347,8 @@ class HostCalls {
   }
   static HostResult changeHeader(PluginInstance& self, std::span<const RawVal> a, bool add) {
     auto* map = headerMap(self, a[0]);
-    if (map == nullptr || static_cast<abi::MapType>(u32(a[0])) ==
-                              abi::MapType::kHttpCallResponseHeaders) {
+    if (map == nullptr ||
+        static_cast<abi::MapType>(u32(a[0])) == abi::MapType::kHttpCallResponseHeaders) {
       return ok(Status::kNotFound);
     }
     auto key = read(self, a[1], a[2], kMaxKeyBytes);
@@ -470,13 +479,13 @@ class HostCalls {
     if (status < 200 || status > 599) return ok(Status::kBadArgument);
     const auto& limits = self.plugin_->settings().limits;
     auto details = read(self, a[1], a[2], kMaxKeyBytes);
-    auto body = read(self, a[3], a[4],
-                     static_cast<uint32_t>(std::min<uint64_t>(limits.max_local_response_bytes,
-                                                              UINT32_MAX)));
+    auto body = read(
+        self, a[3], a[4],
+        static_cast<uint32_t>(std::min<uint64_t>(limits.max_local_response_bytes, UINT32_MAX)));
     auto headers = read(self, a[5], a[6]);
     if (!details || !body || !headers) {
       return ok(u32(a[4]) > limits.max_local_response_bytes ? Status::kBadArgument
-                                                             : Status::kInvalidMemoryAccess);
+                                                            : Status::kInvalidMemoryAccess);
     }
     LocalResponse response;
     response.status = status;
@@ -525,12 +534,12 @@ class HostCalls {
     if (self.stream_ == nullptr) return ok(Status::kBadArgument);  // only from a request
     auto upstream = read(self, a[0], a[1], kMaxKeyBytes);
     auto headers = read(self, a[2], a[3]);
-    auto body = read(self, a[4], a[5], static_cast<uint32_t>(std::min<uint64_t>(
-                                           self.plugin_->settings().limits.max_body_bytes,
-                                           UINT32_MAX)));
+    auto body = read(self, a[4], a[5],
+                     static_cast<uint32_t>(std::min<uint64_t>(
+                         self.plugin_->settings().limits.max_body_bytes, UINT32_MAX)));
     if (!upstream || !headers || !body) return ok(Status::kInvalidMemoryAccess);
-    auto pairs = deserializeHeaderMap(
-        {reinterpret_cast<const uint8_t*>(headers->data()), headers->size()});
+    auto pairs =
+        deserializeHeaderMap({reinterpret_cast<const uint8_t*>(headers->data()), headers->size()});
     if (!pairs) return ok(Status::kBadArgument);
     if (self.stream_->http_calls.size() >= 16) return ok(Status::kBadArgument);
     HttpCallRequest call;
@@ -550,8 +559,8 @@ class HostCalls {
   static HostResult defineMetric(PluginInstance& self, std::span<const RawVal> a) {
     auto name = read(self, a[1], a[2], 256);
     if (!name) return ok(Status::kInvalidMemoryAccess);
-    auto id = sharedState().metrics.define(static_cast<abi::MetricType>(u32(a[0])),
-                                           std::string(*name));
+    auto id =
+        sharedState().metrics.define(static_cast<abi::MetricType>(u32(a[0])), std::string(*name));
     if (!id) return ok(Status::kBadArgument);
     return ok(writeU32(self, a[3], *id) ? Status::kOk : Status::kInvalidMemoryAccess);
   }
@@ -673,9 +682,9 @@ class HostCalls {
     uint32_t bytes = 0;
     for (const auto& [name, value] : env) bytes += name.size() + value.size() + 2;
     return result(writeU32(self, a[0], static_cast<uint32_t>(env.size())) &&
-                              writeU32(self, a[1], bytes)
-                          ? 0u
-                          : 21u);
+                          writeU32(self, a[1], bytes)
+                      ? 0u
+                      : 21u);
   }
   static HostResult environGet(PluginInstance& self, std::span<const RawVal> a) {
     uint32_t cursor = u32(a[1]);
@@ -796,7 +805,9 @@ const std::vector<HostCalls::Spec>& HostCalls::specs() {
 // PluginInstance
 
 PluginInstance::PluginInstance(std::shared_ptr<const Plugin> plugin, ThreadHooks hooks)
-    : plugin_(std::move(plugin)), hooks_(std::move(hooks)), watchdog_(Watchdog::instance().slot()) {}
+    : plugin_(std::move(plugin)),
+      hooks_(std::move(hooks)),
+      watchdog_(Watchdog::instance().slot()) {}
 
 PluginInstance::~PluginInstance() {
   std::lock_guard lock(watchdog_.vm_mutex);
@@ -806,11 +817,11 @@ PluginInstance::~PluginInstance() {
 std::vector<HostFunction> PluginInstance::hostFunctions() {
   std::vector<HostFunction> functions;
   for (const auto& spec : HostCalls::specs()) {
-    functions.push_back(HostFunction{
-        spec.module, spec.name, spec.params, spec.results,
-        [this, impl = spec.impl](WasmVm&, std::span<const RawVal> args) {
-          return impl(*this, args);
-        }});
+    functions.push_back(
+        HostFunction{spec.module, spec.name, spec.params, spec.results,
+                     [this, impl = spec.impl](WasmVm&, std::span<const RawVal> args) {
+                       return impl(*this, args);
+                     }});
   }
   return functions;
 }
@@ -857,7 +868,8 @@ tl::expected<void, std::string> PluginInstance::start() {
   if (plugin_->exports("proxy_on_configure")) {
     auto outcome = call("proxy_on_configure", {root_context_, settings.configuration.size()});
     if (!outcome.ok) return fail("proxy_on_configure failed: " + outcome.error);
-    if (outcome.value == 0) return fail("proxy_on_configure returned false (configuration rejected)");
+    if (outcome.value == 0)
+      return fail("proxy_on_configure returned false (configuration rejected)");
   }
   return {};
 }
@@ -969,7 +981,8 @@ CallOutcome PluginInstance::callStream(std::string_view function, uint32_t conte
   full[0] = context;
   std::copy(args.begin(), args.end(), full.begin() + 1);
   effective_context_ = context;
-  auto outcome = callExport(function, &stream, std::span<const RawVal>(full.data(), args.size() + 1));
+  auto outcome =
+      callExport(function, &stream, std::span<const RawVal>(full.data(), args.size() + 1));
   // Only a request served without failure proves a rebuilt instance good again.
   if (outcome.ok) consecutive_failures_ = 0;
   return outcome;

@@ -10,13 +10,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <span>
 #include <optional>
+#include <span>
 #include <string>
+#include <tl/expected.hpp>
 #include <unordered_map>
 #include <vector>
-
-#include <tl/expected.hpp>
 
 #include "config/config.h"
 #include "wasm/abi.h"
@@ -63,10 +62,10 @@ struct StreamData {
   bool response_body_changed = false;
 
   std::optional<LocalResponse> local_response;
-  std::vector<HttpCallRequest> http_calls;  // issued during the last callback
+  std::vector<HttpCallRequest> http_calls;          // issued during the last callback
   const HttpCallResponse* call_response = nullptr;  // during proxy_on_http_call_response
-  bool continue_requested = false;  // proxy_continue_stream during a callback
-  bool close_requested = false;     // proxy_close_stream
+  bool continue_requested = false;                  // proxy_continue_stream during a callback
+  bool close_requested = false;                     // proxy_close_stream
 
   // Read-only facts for properties.
   std::string request_id;
@@ -89,7 +88,8 @@ class Plugin {
   WasmEngine& engine() const { return engine_; }
 
  private:
-  Plugin(WasmEngine& engine, config::Plugin settings) : engine_(engine), settings_(std::move(settings)) {}
+  Plugin(WasmEngine& engine, config::Plugin settings)
+      : engine_(engine), settings_(std::move(settings)) {}
 
   WasmEngine& engine_;
   config::Plugin settings_;
@@ -106,8 +106,8 @@ struct ThreadHooks {
 
 // The outcome of one callback into a plugin.
 struct CallOutcome {
-  bool ok = true;             // false: trap, deadline or broken instance (see error)
-  uint64_t value = 0;         // the callback's return value (an Action for stream callbacks)
+  bool ok = true;      // false: trap, deadline or broken instance (see error)
+  uint64_t value = 0;  // the callback's return value (an Action for stream callbacks)
   std::string error;
 };
 
@@ -213,7 +213,7 @@ class PluginInstance {
   uint32_t effective_context_ = 0;  // the context host calls act on
   StreamData* stream_ = nullptr;    // the request being served by the running callback
   uint32_t next_call_token_ = 1;
-  std::string allocator_;           // "malloc" or "proxy_on_memory_allocate"
+  std::string allocator_;  // "malloc" or "proxy_on_memory_allocate"
 
   uint32_t tick_period_ms_ = 0;
   std::chrono::steady_clock::time_point next_tick_{};

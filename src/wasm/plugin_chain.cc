@@ -73,14 +73,22 @@ ChainStatus PluginChain::run(Phase phase, size_t from, size_t to) {
     }
     uint64_t size = 0;
     switch (phase) {
-      case Phase::kRequestHeaders: size = stream_.request_headers.size(); break;
-      case Phase::kRequestBody: size = stream_.request_body.size(); break;
-      case Phase::kResponseHeaders: size = stream_.response_headers.size(); break;
-      case Phase::kResponseBody: size = stream_.response_body.size(); break;
+      case Phase::kRequestHeaders:
+        size = stream_.request_headers.size();
+        break;
+      case Phase::kRequestBody:
+        size = stream_.request_body.size();
+        break;
+      case Phase::kResponseHeaders:
+        size = stream_.response_headers.size();
+        break;
+      case Phase::kResponseBody:
+        size = stream_.response_body.size();
+        break;
     }
     stream_.continue_requested = false;
-    auto outcome =
-        entry.instance->callStream(callback, entry.context, stream_, {size, end_of_stream_ ? 1u : 0u});
+    auto outcome = entry.instance->callStream(callback, entry.context, stream_,
+                                              {size, end_of_stream_ ? 1u : 0u});
     if (!outcome.ok) {
       stream_.http_calls.clear();
       stream_.local_response.reset();

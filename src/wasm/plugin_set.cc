@@ -63,10 +63,9 @@ tl::expected<std::shared_ptr<const PluginSet>, std::string> PluginSet::load(
     for (size_t index : order) {
       const auto& settings = *loaded[index];
       const bool attached =
-          settings.global ||
-          (route < config.routes.size() &&
-           std::find(settings.routes.begin(), settings.routes.end(), config.routes[route].name) !=
-               settings.routes.end());
+          settings.global || (route < config.routes.size() &&
+                              std::find(settings.routes.begin(), settings.routes.end(),
+                                        config.routes[route].name) != settings.routes.end());
       if (attached) chain.push_back(index);
     }
   }

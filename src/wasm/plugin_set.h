@@ -4,9 +4,8 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <vector>
-
 #include <tl/expected.hpp>
+#include <vector>
 
 #include "config/config.h"
 #include "wasm/plugin.h"

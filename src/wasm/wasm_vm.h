@@ -12,9 +12,8 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <vector>
-
 #include <tl/expected.hpp>
+#include <vector>
 
 namespace sluice::wasm {
 
@@ -29,7 +28,7 @@ class WasmVm;
 // What a host function returns: results (as many as its signature has), or a trap that
 // ends the guest call with `trap_message`.
 struct HostResult {
-  RawVal value = 0;          // the single result, when the signature has one
+  RawVal value = 0;  // the single result, when the signature has one
   bool trap = false;
   std::string trap_message;
 };

@@ -160,8 +160,11 @@ namespace {
 
 TEST(ModelMapping, ExactThenLongestPrefixThenStarAndEmptyKeepsTheName) {
   ModelMapping mapping;
-  mapping.rules = {{"*", "fallback"}, {"gpt-4*", "four"}, {"gpt-4o*", "four-o"},
-                   {"gpt-4o-mini", ""}, {"claude", "sonnet"}};
+  mapping.rules = {{"*", "fallback"},
+                   {"gpt-4*", "four"},
+                   {"gpt-4o*", "four-o"},
+                   {"gpt-4o-mini", ""},
+                   {"claude", "sonnet"}};
   EXPECT_EQ(mapping.map("gpt-4o-mini"), "gpt-4o-mini");
   EXPECT_EQ(mapping.map("gpt-4o-2024"), "four-o");
   EXPECT_EQ(mapping.map("gpt-4.1"), "four");

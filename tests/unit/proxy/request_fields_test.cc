@@ -6,7 +6,8 @@ namespace sluice::proxy {
 namespace {
 
 TEST(RequestFields, ReadsModelAndStream) {
-  std::string body = R"({"messages":[{"role":"user","content":"hi"}],"model":"gpt-4o","stream":true})";
+  std::string body =
+      R"({"messages":[{"role":"user","content":"hi"}],"model":"gpt-4o","stream":true})";
   const std::string original = body;
   auto fields = parseRequestFields(body);
   ASSERT_TRUE(fields);
@@ -55,8 +56,9 @@ TEST(RequestFields, MissingOrWrongTypedModelIs400) {
 }
 
 TEST(ApiError, OpenAiShape) {
-  EXPECT_EQ(openAiErrorBody({404, "invalid_request_error", "model_not_found", "no \"x\""}),
-            R"({"error":{"message":"no \"x\"","type":"invalid_request_error","code":"model_not_found"}})");
+  EXPECT_EQ(
+      openAiErrorBody({404, "invalid_request_error", "model_not_found", "no \"x\""}),
+      R"({"error":{"message":"no \"x\"","type":"invalid_request_error","code":"model_not_found"}})");
   EXPECT_EQ(openAiErrorBody({500, "server_error", "", "m"}),
             R"({"error":{"message":"m","type":"server_error","code":null}})");
 }

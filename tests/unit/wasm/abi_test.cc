@@ -18,8 +18,8 @@ namespace {
 
 using abi::Status;
 
-constexpr uint32_t kIn = 1024;      // test inputs
-constexpr uint32_t kOut = 512;      // out-pointer slots (ptr at kOut, size at kOut + 4)
+constexpr uint32_t kIn = 1024;         // test inputs
+constexpr uint32_t kOut = 512;         // out-pointer slots (ptr at kOut, size at kOut + 4)
 constexpr uint32_t kFar = 0x7fff0000;  // far outside the 128 KiB memory
 
 std::vector<uint8_t> readModule(const std::string& name) {
@@ -44,9 +44,11 @@ class AbiTest : public ::testing::Test {
     instance_ = std::make_unique<PluginInstance>(*plugin, hooks);
     auto started = instance_->start();
     ASSERT_TRUE(started) << started.error();
-    stream_.request_headers = {{":method", "POST"},     {":path", "/v1/chat/completions?x=1"},
+    stream_.request_headers = {{":method", "POST"},
+                               {":path", "/v1/chat/completions?x=1"},
                                {"content-type", "application/json"},
-                               {"authorization", "Bearer secret"}, {"x-model", "m"}};
+                               {"authorization", "Bearer secret"},
+                               {"x-model", "m"}};
     stream_.request_id = "req-1";
   }
 
