@@ -33,10 +33,12 @@ MOCK_PORT=$(free_port); NGINX_PORT=$(free_port)
 "$BIN" mock --listen "127.0.0.1:$MOCK_PORT" --threads 1 >"$WORK/mock.log" 2>&1 &
 PIDS+=($!)
 
-# start_gateway NAME PLUGINS_YAML → prints the port of a new sluice with that plugin list.
+# start_gateway NAME PLUGINS_YAML: starts a sluice with that plugin list; its port is left in
+# GATEWAY_PORT (not printed: a command substitution would lose the PID kept for cleanup).
 start_gateway() {
   local port
   port=$(free_port)
+  GATEWAY_PORT=$port
   cat >"$WORK/$1.yaml" <<YAML
 listen: 127.0.0.1:$port
 threads: $THREADS
@@ -50,9 +52,9 @@ $2
 YAML
   "$BIN" run --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
   PIDS+=($!)
-  echo "$port"
 }
-GW_PORT=$(start_gateway sluice "")
+start_gateway sluice ""
+GW_PORT=$GATEWAY_PORT
 cat >"$WORK/nginx.conf" <<NGINX
 worker_processes $THREADS;
 daemon off;
@@ -102,12 +104,14 @@ awk -v s="$(cat "$WORK/sluice.rps")" -v n="$(cat "$WORK/nginx.rps")" -v d="$(cat
 NOOP="$BUILD/tests/wasm/noop.wasm"
 PLUGINS="$BUILD/plugins"
 if [[ -f "$NOOP" && -f "$PLUGINS/auth.wasm" ]]; then
-  NOOP_PORT=$(start_gateway noop "plugins:
-  - {name: noop, path: $NOOP}")
-  THREE_PORT=$(start_gateway three "plugins:
+  start_gateway noop "plugins:
+  - {name: noop, path: $NOOP}"
+  NOOP_PORT=$GATEWAY_PORT
+  start_gateway three "plugins:
   - {name: auth, path: $PLUGINS/auth.wasm, config: {keys: [bench-key]}, expose_credentials: true}
   - {name: logging, path: $PLUGINS/logging.wasm}
-  - {name: ratelimit, path: $PLUGINS/ratelimit.wasm, config: {requests_per_minute: 100000000, header: authorization}, expose_credentials: true}")
+  - {name: ratelimit, path: $PLUGINS/ratelimit.wasm, config: {requests_per_minute: 100000000, header: authorization}, expose_credentials: true}"
+  THREE_PORT=$GATEWAY_PORT
   wait_port "$NOOP_PORT"; wait_port "$THREE_PORT"
   echo
   printf '%-8s %12s %10s %10s\n' plugins "req/s" p50 p99
