@@ -63,7 +63,7 @@ constexpr size_t kRelayBufferBytes = 8 * 1024;
 
 // Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), plus those the
 // gateway sets itself.
-bool isHopByHop(bhttp::field field, std::string_view name) {
+bool isHopByHop(bhttp::field field) {
   switch (field) {
     case bhttp::field::connection:
     case bhttp::field::keep_alive:
@@ -283,7 +283,7 @@ void fillRequestHeaders(const Request& request, wasm::HeaderMap& map) {
   map.emplace_back(":authority", std::string(request[bhttp::field::host]));
   map.emplace_back(":scheme", "http");
   for (const auto& field : request) {
-    if (isHopByHop(field.name(), field.name_string())) continue;
+    if (isHopByHop(field.name())) continue;
     map.emplace_back(wasm::lowerCase(field.name_string()), std::string(field.value()));
   }
 }
@@ -291,7 +291,7 @@ void fillRequestHeaders(const Request& request, wasm::HeaderMap& map) {
 // Writes the plugins' view of the headers back into the request.
 void applyRequestHeaders(const wasm::HeaderMap& map, Request& request) {
   for (auto it = request.begin(); it != request.end();) {
-    it = isHopByHop(it->name(), it->name_string()) ? std::next(it) : request.erase(it);
+    it = isHopByHop(it->name()) ? std::next(it) : request.erase(it);
   }
   for (const auto& [name, value] : map) {
     if (name == ":method") {
@@ -310,7 +310,7 @@ void fillResponseHeaders(const bhttp::response_header<>& response, wasm::HeaderM
   map.clear();
   map.emplace_back(":status", std::to_string(response.result_int()));
   for (const auto& field : response) {
-    if (isHopByHop(field.name(), field.name_string())) continue;
+    if (isHopByHop(field.name())) continue;
     map.emplace_back(wasm::lowerCase(field.name_string()), std::string(field.value()));
   }
 }
@@ -404,7 +404,7 @@ Task<wasm::HttpCallResponse> ProxyHandler::performHttpCall(Exchange& x,
       if (!value.empty() && value.front() == '/') request.target(upstreamTarget(endpoint, value));
     } else if (name == ":authority") {
       request.set(bhttp::field::host, value);
-    } else if (!name.starts_with(':') && !isHopByHop(bhttp::string_to_field(name), name)) {
+    } else if (!name.starts_with(':') && !isHopByHop(bhttp::string_to_field(name))) {
       request.insert(name, value);
     }
   }
@@ -537,7 +537,7 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
   // The upstream request reuses the body string: forwarded byte for byte, not copied.
   Request upstream_request{x.request.method(), "", 11};
   for (const auto& field : x.request) {
-    if (isHopByHop(field.name(), field.name_string()) ||
+    if (isHopByHop(field.name()) ||
         isClientOnly(field.name(), field.name_string()) ||
         beast::iequals(field.name_string(), "x-request-id") ||
         (x.translation != Translation::kNone &&
@@ -730,7 +730,7 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
     }
   } else {
     for (const auto& field : upstream) {
-      if (isHopByHop(field.name(), field.name_string()) ||
+      if (isHopByHop(field.name()) ||
           beast::iequals(field.name_string(), "x-request-id")) {
         continue;
       }
