@@ -217,6 +217,22 @@ void writeAnthropicUsage(JsonWriter& w, const Completion& c, int64_t output_toke
   w.endObject();
 }
 
+// The message_start event that opens every Anthropic stream (text or tool use).
+void writeAnthropicMessageStart(JsonWriter& w, const Completion& c, std::string& out) {
+  out += "event: message_start\ndata: ";
+  w.beginObject().key("type").value("message_start");
+  w.key("message").beginObject();
+  w.key("id").value(c.id);
+  w.key("type").value("message");
+  w.key("role").value("assistant");
+  w.key("model").value(c.model);
+  w.key("content").beginArray().endArray();
+  w.key("stop_reason").null();
+  w.key("stop_sequence").null();
+  writeAnthropicUsage(w, c, 0);
+  w.endObject().endObject();
+}
+
 // SGLang's meta_info: finish_reason is null while streaming, then {"type":"stop"|"length"}.
 void writeSglangMetaInfo(JsonWriter& w, const Completion& c, int64_t completion_tokens,
                          bool finished) {
@@ -808,18 +824,7 @@ void StreamEvents::writePrelude(int step, std::string& out) const {
   }
   switch (step) {
     case 0:
-      out += "event: message_start\ndata: ";
-      w.beginObject().key("type").value("message_start");
-      w.key("message").beginObject();
-      w.key("id").value(c.id);
-      w.key("type").value("message");
-      w.key("role").value("assistant");
-      w.key("model").value(c.model);
-      w.key("content").beginArray().endArray();
-      w.key("stop_reason").null();
-      w.key("stop_sequence").null();
-      writeAnthropicUsage(w, c, 0);
-      w.endObject().endObject();
+      writeAnthropicMessageStart(w, c, out);
       break;
     case 1:
       out += "event: content_block_start\ndata: ";
@@ -865,18 +870,7 @@ void StreamEvents::writeToolPrelude(int step, std::string& out) const {
   }
   switch (step) {
     case 0:
-      out += "event: message_start\ndata: ";
-      w.beginObject().key("type").value("message_start");
-      w.key("message").beginObject();
-      w.key("id").value(c.id);
-      w.key("type").value("message");
-      w.key("role").value("assistant");
-      w.key("model").value(c.model);
-      w.key("content").beginArray().endArray();
-      w.key("stop_reason").null();
-      w.key("stop_sequence").null();
-      writeAnthropicUsage(w, c, 0);
-      w.endObject().endObject();
+      writeAnthropicMessageStart(w, c, out);
       break;
     case 1:
       out += "event: content_block_start\ndata: ";
