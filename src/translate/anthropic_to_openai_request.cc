@@ -163,8 +163,7 @@ bool AnthropicRequestConverter::convertSystem(dom::element system, const Path& a
     if (!blockType(block, block_path, object, type)) return false;
     if (type != "text") return reader_.fail(Path(block_path, "type"), "must be \"text\"");
     dom::element text_value;
-    if (!lookup(object, "text", text_value)) return reader_.fail(block_path, "needs a \"text\"");
-    if (!reader_.string(text_value, Path(block_path, "text"), text)) return false;
+    if (!reader_.requiredString(object, "text", block_path, text)) return false;
     if (text.empty()) continue;
     if (!joined.empty()) joined += "\n\n";
     joined += text;
@@ -180,8 +179,7 @@ bool AnthropicRequestConverter::convertMessage(dom::element message_value, const
   if (!reader_.object(message_value, at, message)) return false;
   dom::element value;
   std::string_view role;
-  if (!lookup(message, "role", value)) return reader_.fail(at, "needs a \"role\"");
-  if (!reader_.string(value, Path(at, "role"), role)) return false;
+  if (!reader_.requiredString(message, "role", at, role)) return false;
   if (role != "user" && role != "assistant") {
     return reader_.fail(Path(at, "role"), "must be \"user\" or \"assistant\"");
   }
@@ -254,8 +252,7 @@ bool AnthropicRequestConverter::convertUserBlocks(dom::array blocks, const Path&
     if (type == "text") {
       dom::element text_value;
       std::string_view text;
-      if (!lookup(object, "text", text_value)) return reader_.fail(block_path, "needs a \"text\"");
-      if (!reader_.string(text_value, Path(block_path, "text"), text)) return false;
+      if (!reader_.requiredString(object, "text", block_path, text)) return false;
       json_.beginObject().key("type").value("text").key("text").value(text).endObject();
     } else if (type == "image") {
       if (!writeImagePart(object, block_path)) return false;
@@ -292,8 +289,7 @@ bool AnthropicRequestConverter::convertUserBlocks(dom::array blocks, const Path&
 bool AnthropicRequestConverter::convertToolResult(dom::object block, const Path& at) {
   dom::element value;
   std::string_view tool_use_id;
-  if (!lookup(block, "tool_use_id", value)) return reader_.fail(at, "needs a \"tool_use_id\"");
-  if (!reader_.string(value, Path(at, "tool_use_id"), tool_use_id)) return false;
+  if (!reader_.requiredString(block, "tool_use_id", at, tool_use_id)) return false;
 
   // A tool message carries text only: text blocks are joined; images move to the user message.
   std::string text;
@@ -316,8 +312,7 @@ bool AnthropicRequestConverter::convertToolResult(dom::object block, const Path&
         }
         dom::element text_value;
         std::string_view item_text;
-        if (!lookup(object, "text", text_value)) return reader_.fail(item_path, "needs a \"text\"");
-        if (!reader_.string(text_value, Path(item_path, "text"), item_text)) return false;
+        if (!reader_.requiredString(object, "text", item_path, item_text)) return false;
         if (!text.empty()) text += '\n';
         text += item_text;
       }
@@ -343,15 +338,12 @@ bool AnthropicRequestConverter::convertAssistantBlocks(dom::array blocks, const 
     dom::element value;
     if (type == "text") {
       std::string_view part;
-      if (!lookup(object, "text", value)) return reader_.fail(block_path, "needs a \"text\"");
-      if (!reader_.string(value, Path(block_path, "text"), part)) return false;
+      if (!reader_.requiredString(object, "text", block_path, part)) return false;
       text += part;
     } else if (type == "tool_use") {
       std::string_view id, name;
-      if (!lookup(object, "id", value)) return reader_.fail(block_path, "needs an \"id\"");
-      if (!reader_.string(value, Path(block_path, "id"), id)) return false;
-      if (!lookup(object, "name", value)) return reader_.fail(block_path, "needs a \"name\"");
-      if (!reader_.string(value, Path(block_path, "name"), name)) return false;
+      if (!reader_.requiredString(object, "id", block_path, id)) return false;
+      if (!reader_.requiredString(object, "name", block_path, name)) return false;
       if (lookup(object, "input", value)) {
         dom::object input;
         if (!reader_.object(value, Path(block_path, "input"), input)) return false;
@@ -402,8 +394,7 @@ bool AnthropicRequestConverter::writeImagePart(dom::object block, const Path& at
   if (!lookup(block, "source", value)) return reader_.fail(at, "needs a \"source\"");
   if (!reader_.object(value, source_path, source)) return false;
   std::string_view source_type;
-  if (!lookup(source, "type", value)) return reader_.fail(source_path, "needs a \"type\"");
-  if (!reader_.string(value, Path(source_path, "type"), source_type)) return false;
+  if (!reader_.requiredString(source, "type", source_path, source_type)) return false;
   std::string url;
   if (source_type == "base64") {
     std::string_view media_type, data;
@@ -411,14 +402,12 @@ bool AnthropicRequestConverter::writeImagePart(dom::object block, const Path& at
       return reader_.fail(source_path, "needs a \"media_type\"");
     }
     if (!reader_.string(value, Path(source_path, "media_type"), media_type)) return false;
-    if (!lookup(source, "data", value)) return reader_.fail(source_path, "needs a \"data\"");
-    if (!reader_.string(value, Path(source_path, "data"), data)) return false;
+    if (!reader_.requiredString(source, "data", source_path, data)) return false;
     url.reserve(media_type.size() + data.size() + 13);
     url.append("data:").append(media_type).append(";base64,").append(data);
   } else if (source_type == "url") {
     std::string_view link;
-    if (!lookup(source, "url", value)) return reader_.fail(source_path, "needs a \"url\"");
-    if (!reader_.string(value, Path(source_path, "url"), link)) return false;
+    if (!reader_.requiredString(source, "url", source_path, link)) return false;
     url.assign(link);
   } else {
     return reader_.fail(Path(source_path, "type"), "must be \"base64\" or \"url\"");
@@ -436,14 +425,12 @@ bool AnthropicRequestConverter::writeDocumentPart(dom::object block, const Path&
   if (!lookup(block, "source", value)) return reader_.fail(at, "needs a \"source\"");
   if (!reader_.object(value, source_path, source)) return false;
   std::string_view source_type, data;
-  if (!lookup(source, "type", value)) return reader_.fail(source_path, "needs a \"type\"");
-  if (!reader_.string(value, Path(source_path, "type"), source_type)) return false;
+  if (!reader_.requiredString(source, "type", source_path, source_type)) return false;
   if (source_type != "base64" && source_type != "text") {
     return reader_.fail(Path(source_path, "type"),
                         "must be \"base64\" or \"text\" for OpenAI-compatible upstreams");
   }
-  if (!lookup(source, "data", value)) return reader_.fail(source_path, "needs a \"data\"");
-  if (!reader_.string(value, Path(source_path, "data"), data)) return false;
+  if (!reader_.requiredString(source, "data", source_path, data)) return false;
   if (source_type == "text") {
     json_.beginObject().key("type").value("text").key("text").value(data).endObject();
     return true;
@@ -506,8 +493,7 @@ bool AnthropicRequestConverter::convertToolChoice(dom::element choice_value, con
   if (!reader_.object(choice_value, at, choice)) return false;
   dom::element value;
   std::string_view type;
-  if (!lookup(choice, "type", value)) return reader_.fail(at, "needs a \"type\"");
-  if (!reader_.string(value, Path(at, "type"), type)) return false;
+  if (!reader_.requiredString(choice, "type", at, type)) return false;
   if (type == "auto") {
     json_.key("tool_choice").value("auto");
   } else if (type == "any") {
@@ -516,8 +502,7 @@ bool AnthropicRequestConverter::convertToolChoice(dom::element choice_value, con
     json_.key("tool_choice").value("none");
   } else if (type == "tool") {
     std::string_view name;
-    if (!lookup(choice, "name", value)) return reader_.fail(at, "needs a \"name\"");
-    if (!reader_.string(value, Path(at, "name"), name)) return false;
+    if (!reader_.requiredString(choice, "name", at, name)) return false;
     json_.key("tool_choice").beginObject().key("type").value("function");
     json_.key("function").beginObject().key("name").value(name).endObject().endObject();
   } else {

@@ -96,6 +96,19 @@ bool Reader::count(dom::element value, const Path& at, uint64_t& out) {
   return fail(at, "must be a non-negative integer");
 }
 
+bool Reader::requiredString(dom::object parent, std::string_view key, const Path& parent_path,
+                            std::string_view& out) {
+  dom::element value;
+  if (!lookup(parent, key, value)) {
+    // "an id", "an input", but "a url", "a type".
+    const bool an =
+        !key.empty() && std::string_view("aeio").find(key.front()) != std::string_view::npos;
+    return fail(parent_path,
+                std::string(an ? "needs an \"" : "needs a \"") + std::string(key) + "\"");
+  }
+  return string(value, Path(parent_path, key), out);
+}
+
 bool Reader::optionalString(dom::object parent, std::string_view key, const Path& parent_path,
                             std::optional<std::string_view>& out) {
   dom::element value;

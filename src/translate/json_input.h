@@ -63,6 +63,10 @@ class Reader {
   bool number(dom::element value, const Path& at);
   bool count(dom::element value, const Path& at, uint64_t& out);  // non-negative integer
 
+  // A string member that must be present: "<path> needs a \"key\"" when absent or null.
+  bool requiredString(dom::object parent, std::string_view key, const Path& parent_path,
+                      std::string_view& out);
+
   // Optional fields: absent or null leaves `out` untouched and succeeds.
   bool optionalString(dom::object parent, std::string_view key, const Path& parent_path,
                       std::optional<std::string_view>& out);

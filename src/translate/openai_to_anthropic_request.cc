@@ -201,8 +201,7 @@ bool OpenAiRequestConverter::convertMessage(dom::element message_value, const Pa
   if (!reader_.object(message_value, at, message)) return false;
   dom::element value;
   std::string_view role;
-  if (!lookup(message, "role", value)) return reader_.fail(at, "needs a \"role\"");
-  if (!reader_.string(value, Path(at, "role"), role)) return false;
+  if (!reader_.requiredString(message, "role", at, role)) return false;
   const Path content_path(at, "content");
   if (role == "system" || role == "developer") {
     if (!lookup(message, "content", value)) return true;
@@ -243,8 +242,7 @@ bool OpenAiRequestConverter::collectSystem(dom::element content, const Path& at)
         type != "text") {
       return reader_.fail(Path(part_path, "type"), "must be \"text\"");
     }
-    if (!lookup(part, "text", value)) return reader_.fail(part_path, "needs a \"text\"");
-    if (!reader_.string(value, Path(part_path, "text"), text)) return false;
+    if (!reader_.requiredString(part, "text", part_path, text)) return false;
     if (!text.empty()) system_.push_back(text);
   }
   return true;
@@ -277,12 +275,10 @@ bool OpenAiRequestConverter::writeUserPart(dom::element part_value, const Path& 
   dom::element value;
   std::string_view type;
   if (!reader_.object(part_value, at, part)) return false;
-  if (!lookup(part, "type", value)) return reader_.fail(at, "needs a \"type\"");
-  if (!reader_.string(value, Path(at, "type"), type)) return false;
+  if (!reader_.requiredString(part, "type", at, type)) return false;
   if (type == "text") {
     std::string_view text;
-    if (!lookup(part, "text", value)) return reader_.fail(at, "needs a \"text\"");
-    if (!reader_.string(value, Path(at, "text"), text)) return false;
+    if (!reader_.requiredString(part, "text", at, text)) return false;
     if (!text.empty()) writeTextBlock(list, text);  // Anthropic rejects empty text blocks
     return true;
   }
@@ -324,8 +320,7 @@ bool OpenAiRequestConverter::writeImageBlock(dom::element image_url, const Path&
   dom::object object;
   if (image_url.get_object().get(object) == simdjson::SUCCESS) {
     dom::element value;
-    if (!lookup(object, "url", value)) return reader_.fail(at, "needs a \"url\"");
-    if (!reader_.string(value, Path(at, "url"), url)) return false;
+    if (!reader_.requiredString(object, "url", at, url)) return false;
   } else if (!reader_.string(image_url, at, url)) {
     return false;
   }
@@ -380,8 +375,7 @@ bool OpenAiRequestConverter::convertAssistant(dom::object message, const Path& a
         dom::object part;
         std::string_view type;
         if (!reader_.object(part_value, part_path, part)) return false;
-        if (!lookup(part, "type", value)) return reader_.fail(part_path, "needs a \"type\"");
-        if (!reader_.string(value, Path(part_path, "type"), type)) return false;
+        if (!reader_.requiredString(part, "type", part_path, type)) return false;
         if (type != "text" && type != "refusal") {
           return reader_.fail(Path(part_path, "type"), "must be \"text\" or \"refusal\"");
         }
@@ -416,13 +410,11 @@ bool OpenAiRequestConverter::writeToolUse(dom::element call_value, const Path& a
   dom::element value;
   std::string_view id, name;
   if (!reader_.object(call_value, at, call)) return false;
-  if (!lookup(call, "id", value)) return reader_.fail(at, "needs an \"id\"");
-  if (!reader_.string(value, Path(at, "id"), id)) return false;
+  if (!reader_.requiredString(call, "id", at, id)) return false;
   const Path function_path(at, "function");
   if (!lookup(call, "function", value)) return reader_.fail(at, "needs a \"function\"");
   if (!reader_.object(value, function_path, function)) return false;
-  if (!lookup(function, "name", value)) return reader_.fail(function_path, "needs a \"name\"");
-  if (!reader_.string(value, Path(function_path, "name"), name)) return false;
+  if (!reader_.requiredString(function, "name", function_path, name)) return false;
 
   // Anthropic wants the input as an object; OpenAI sends it as JSON text.
   std::string input = "{}";
@@ -456,8 +448,7 @@ bool OpenAiRequestConverter::writeToolUse(dom::element call_value, const Path& a
 bool OpenAiRequestConverter::convertToolMessage(dom::object message, const Path& at) {
   dom::element value;
   std::string_view id;
-  if (!lookup(message, "tool_call_id", value)) return reader_.fail(at, "needs a \"tool_call_id\"");
-  if (!reader_.string(value, Path(at, "tool_call_id"), id)) return false;
+  if (!reader_.requiredString(message, "tool_call_id", at, id)) return false;
 
   std::string content;  // a JSON value: a string or an array of blocks
   const Path content_path(at, "content");
@@ -574,8 +565,7 @@ bool OpenAiRequestConverter::writeToolChoice(dom::object request, bool any_tools
       dom::object function;
       if (!lookup(choice, "function", value)) return reader_.fail(at, "needs a \"function\"");
       if (!reader_.object(value, function_path, function)) return false;
-      if (!lookup(function, "name", value)) return reader_.fail(function_path, "needs a \"name\"");
-      if (!reader_.string(value, Path(function_path, "name"), name)) return false;
+      if (!reader_.requiredString(function, "name", function_path, name)) return false;
       type = "tool";
     } else {
       return reader_.fail(at, "must be a string or an object");

@@ -191,6 +191,16 @@ TEST(AnthropicToOpenAiRequest, BadInputNamesTheField) {
       400, "messages[0].content[0] needs a \"name\""));
   EXPECT_TRUE(failsWith(
       anthropicToOpenAiRequest(
+          R"json({"model":"c","messages":[{"role":"assistant","content":[{"type":"tool_use","name":"n"}]}]})json",
+          ""),
+      400, "messages[0].content[0] needs an \"id\""));
+  EXPECT_TRUE(failsWith(
+      anthropicToOpenAiRequest(
+          R"json({"model":"c","messages":[{"role":"user","content":[{"type":"image","source":{"type":"url"}}]}]})json",
+          ""),
+      400, "messages[0].content[0].source needs a \"url\""));
+  EXPECT_TRUE(failsWith(
+      anthropicToOpenAiRequest(
           R"json({"model":"c","messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","file_id":"f"}}]}]})json",
           ""),
       400, "messages[0].content[0].source.type must be \"base64\" or \"url\""));
