@@ -157,11 +157,11 @@ class Worker {
         ApiError error{
             431, "invalid_request_error", "headers_too_large",
             fmt::format("request headers exceed {} bytes", config.limits.max_header_bytes)};
-        co_await ProxyHandler::sendError(client, error, "", false);
+        co_await ProxyHandler::sendError(client, error, "");
         co_return;
       }
       if (ec == bhttp::error::body_limit) {  // a Content-Length above the limit
-        co_await sendTooLarge(client, config);
+        co_await sendTooLarge(client, config, parser.get().target());
         co_return;
       }
       if (ec) {
@@ -186,7 +186,7 @@ class Worker {
       std::tie(ec, n) = co_await bhttp::async_read(client.stream, client.buffer, parser, kNoThrow);
       client.stream.expires_never();
       if (ec == bhttp::error::body_limit) {
-        co_await sendTooLarge(client, config);
+        co_await sendTooLarge(client, config, request.target());
         co_return;
       }
       if (ec) {
@@ -200,17 +200,18 @@ class Worker {
     }
   }
 
-  static Task<void> sendTooLarge(ClientConnection& client, const config::Config& config) {
+  static Task<void> sendTooLarge(ClientConnection& client, const config::Config& config,
+                                 std::string_view target) {
     ApiError error{413, "invalid_request_error", "request_too_large",
                    fmt::format("request body exceeds limits.max_body_bytes ({} bytes)",
                                config.limits.max_body_bytes)};
-    co_await ProxyHandler::sendError(client, error, "", false);
+    co_await ProxyHandler::sendError(client, error, target);
   }
 
   static Task<void> sendMalformed(ClientConnection& client, beast::error_code ec) {
     ApiError error{400, "invalid_request_error", "bad_request",
                    fmt::format("malformed HTTP request: {}", ec.message())};
-    co_await ProxyHandler::sendError(client, error, "", false);
+    co_await ProxyHandler::sendError(client, error, "");
   }
 
   asio::io_context io_{1};

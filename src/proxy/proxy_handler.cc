@@ -168,18 +168,17 @@ class DisconnectScope {
 ProxyHandler::ProxyHandler(UpstreamPool& pool, AccessLog& access_log)
     : pool_(pool), access_log_(access_log) {}
 
-Task<bool> ProxyHandler::sendError(ClientConnection& client, const ApiError& error,
-                                   std::string_view request_id, bool keep_alive) {
+Task<void> ProxyHandler::sendError(ClientConnection& client, const ApiError& error,
+                                   std::string_view target) {
   bhttp::response<bhttp::string_body> response{static_cast<bhttp::status>(error.status), 11};
   response.set(bhttp::field::content_type, "application/json");
-  if (!request_id.empty()) response.set("x-request-id", request_id);
-  response.body() = openAiErrorBody(error);
-  response.keep_alive(keep_alive);
+  const bool anthropic = target.substr(0, target.find('?')) == "/v1/messages";
+  response.body() = anthropic ? anthropicErrorBody(error) : openAiErrorBody(error);
+  response.keep_alive(false);
   response.prepare_payload();
   client.stream.expires_after(std::chrono::seconds(10));
-  auto [ec, n] = co_await bhttp::async_write(client.stream, response, kNoThrow);
+  co_await bhttp::async_write(client.stream, response, kNoThrow);
   client.stream.expires_never();
-  co_return !ec && keep_alive;
 }
 
 Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool draining) {
@@ -537,8 +536,7 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
   // The upstream request reuses the body string: forwarded byte for byte, not copied.
   Request upstream_request{x.request.method(), "", 11};
   for (const auto& field : x.request) {
-    if (isHopByHop(field.name()) ||
-        isClientOnly(field.name(), field.name_string()) ||
+    if (isHopByHop(field.name()) || isClientOnly(field.name(), field.name_string()) ||
         beast::iequals(field.name_string(), "x-request-id") ||
         (x.translation != Translation::kNone &&
          (beast::iequals(field.name_string(), "anthropic-version") ||
@@ -730,8 +728,7 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
     }
   } else {
     for (const auto& field : upstream) {
-      if (isHopByHop(field.name()) ||
-          beast::iequals(field.name_string(), "x-request-id")) {
+      if (isHopByHop(field.name()) || beast::iequals(field.name_string(), "x-request-id")) {
         continue;
       }
       head.insert(field.name_string(), field.value());

@@ -32,9 +32,10 @@ class ProxyHandler {
   // Answers one request. Returns whether the connection may carry another one.
   http::Task<bool> handle(Request& request, http::ClientConnection& client, bool draining);
 
-  // Writes a small error response in the OpenAI dialect (used by the connection loop too).
-  static http::Task<bool> sendError(http::ClientConnection& client, const ApiError& error,
-                                    std::string_view request_id, bool keep_alive);
+  // Answers a request the handler never saw (limits, malformed HTTP) and closes: in Anthropic's
+  // shape when the request line named /v1/messages, else in OpenAI's.
+  static http::Task<void> sendError(http::ClientConnection& client, const ApiError& error,
+                                    std::string_view target);
 
  private:
   struct Exchange;

@@ -111,6 +111,18 @@ describe('errors', { timeout: 60_000 }, () => {
     assertOpenAiError(big, 413);
   });
 
+  test('a body over the limit on /v1/messages is 413 in Anthropic\'s shape', async () => {
+    const big = await postJson(`${gw.url}/v1/messages`, {
+      model: 'gpt-big',
+      max_tokens: 10,
+      messages: [{ role: 'user', content: 'x'.repeat(5000) }],
+    });
+    assert.equal(big.status, 413, big.text);
+    assert.equal(big.json?.type, 'error', big.text);
+    assert.equal(big.json.error.type, 'request_too_large', big.text);
+    assert.match(big.json.error.message, /max_body_bytes/);
+  });
+
   test('headers over limits.max_header_bytes are 431 and ones under it pass', async () => {
     const conn = await RawConnection.open(gw.port);
     try {
