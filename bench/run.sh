@@ -2,7 +2,9 @@
 # Non-streaming chat completions through sluice, through nginx (proxy_pass with upstream
 # keep-alive, proxy_buffering off) and direct to the mock; then sluice with 0, 1 (no-op) and 3
 # example plugins. All in one run on this machine, so every ratio compares figures taken
-# side by side. Usage: bench/run.sh [duration_s] [connections] [threads]
+# side by side. Last, the balancing policies alone (balancer_bench: ns per pick, KV-cache hits
+# on a shared-prefix workload), also written to build/bench/balancer.json.
+# Usage: bench/run.sh [duration_s] [connections] [threads]
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${SLUICE_BIN:-$REPO/build/sluice}"
@@ -125,4 +127,15 @@ if [[ -f "$NOOP" && -f "$PLUGINS/auth.wasm" ]]; then
     }'
 else
   echo "plugins: skipped (build the wasm modules first: make build)"
+fi
+
+# Balancing policies: in-process, no servers involved; the JSON is for tracking across runs.
+BALANCER="$BUILD/tests/balancer_bench"
+echo
+if [[ -x "$BALANCER" ]]; then
+  mkdir -p "$BUILD/bench"
+  "$BALANCER" --json "$BUILD/bench/balancer.json"
+  echo "written: $BUILD/bench/balancer.json"
+else
+  echo "balancer: skipped (build it first: make build)"
 fi

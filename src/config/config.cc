@@ -1,8 +1,10 @@
 #include "config/config.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
@@ -87,6 +89,48 @@ class Reader {
     return true;
   }
 
+  bool number(const YAML::Node& node, std::string_view path, double& out, double min, double max) {
+    std::string text;
+    if (!node.IsScalar() || !string(node, path, text)) return false;
+    double value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || !(value >= min && value <= max)) {
+      error(node, path, fmt::format("expected a number from {} to {}, got \"{}\"", min, max, text));
+      return false;
+    }
+    out = value;
+    return true;
+  }
+
+  bool boolean(const YAML::Node& node, std::string_view path, bool& out) {
+    std::string text;
+    if (!string(node, path, text)) return false;
+    if (text != "true" && text != "false") {
+      error(node, path, "expected true or false");
+      return false;
+    }
+    out = text == "true";
+    return true;
+  }
+
+  // A mapping of integer fields: reads those present, rejects unknown keys.
+  void integerFields(const YAML::Node& node, const std::string& path,
+                     std::initializer_list<std::pair<const char*, uint32_t*>> fields,
+                     uint32_t min, uint32_t max) {
+    if (!node.IsMap()) return error(node, path, "expected a mapping");
+    for (const auto& item : node) {
+      const auto name = item.first.as<std::string>("");
+      bool known = false;
+      for (auto [key, field] : fields) {
+        if (name == key) {
+          known = true;
+          integer<uint32_t>(item.second, fmt::format("{}.{}", path, name), *field, min, max);
+        }
+      }
+      if (!known) error(item.first, fmt::format("{}.{}", path, name), "unknown key");
+    }
+  }
+
   void stringList(const YAML::Node& node, std::string_view path, std::vector<std::string>& out) {
     if (!node.IsSequence()) {
       error(node, path, "expected a list of strings");
@@ -129,7 +173,7 @@ void readProvider(Reader& reader, const YAML::Node& node, const std::string& pat
   reader.allowKeys(node, path,
                    {"id", "type", "endpoints", "custom_url", "server_host", "api_tokens",
                     "model_mapping", "tls", "anthropic_version", "max_tokens_default", "deployment",
-                    "api_version", "token_cooldown_ms"});
+                    "api_version", "token_cooldown_ms", "health_check", "outlier"});
   if (!node["id"]) {
     reader.error(node, path + ".id", "required");
   } else {
@@ -154,14 +198,29 @@ void readProvider(Reader& reader, const YAML::Node& node, const std::string& pat
       provider.endpoints.push_back(std::move(*endpoint));
     }
   };
-  if (node["endpoints"]) {
-    std::vector<std::string> urls;
-    reader.stringList(node["endpoints"], path + ".endpoints", urls);
-    if (urls.empty() && node["endpoints"].IsSequence()) {
-      reader.error(node["endpoints"], path + ".endpoints", "must list at least one URL");
-    }
-    for (size_t i = 0; i < urls.size(); ++i) {
-      addUrl(node["endpoints"][i], fmt::format("{}.endpoints[{}]", path, i), urls[i]);
+  if (const auto endpoints = node["endpoints"]) {
+    if (!endpoints.IsSequence() || endpoints.size() == 0) {
+      reader.error(endpoints, path + ".endpoints",
+                   "expected a list of URLs (or of {url, weight} mappings), at least one");
+    } else {
+      for (size_t i = 0; i < endpoints.size(); ++i) {
+        const auto item = endpoints[i];
+        const auto where = fmt::format("{}.endpoints[{}]", path, i);
+        std::string url;
+        uint32_t weight = 1;
+        if (item.IsMap()) {
+          reader.allowKeys(item, where, {"url", "weight"});
+          if (!item["url"]) reader.error(item, where + ".url", "required");
+          if (item["url"]) reader.string(item["url"], where + ".url", url);
+          if (item["weight"])
+            reader.integer<uint32_t>(item["weight"], where + ".weight", weight, 0, 1000000);
+        } else {
+          reader.string(item, where, url);
+        }
+        if (url.empty()) continue;
+        addUrl(item, where, url);
+        if (!provider.endpoints.empty()) provider.endpoints.back().weight = weight;
+      }
     }
   }
   if (node["custom_url"]) {
@@ -261,10 +320,114 @@ void readProvider(Reader& reader, const YAML::Node& node, const std::string& pat
     reader.integer<uint32_t>(node["token_cooldown_ms"], path + ".token_cooldown_ms",
                              provider.token_cooldown_ms, 0, 24u * 3600 * 1000);
   }
+  if (const auto check = node["health_check"]) {
+    auto& h = provider.health_check;
+    const auto where = path + ".health_check";
+    if (!check.IsMap()) {
+      reader.error(check, where, "expected a mapping (path, interval_ms, timeout_ms, ...)");
+    } else {
+      reader.allowKeys(check, where,
+                       {"path", "interval_ms", "timeout_ms", "healthy_threshold",
+                        "unhealthy_threshold"});
+      if (!check["path"]) reader.error(check, where + ".path", "required, e.g. /health");
+      if (check["path"] && reader.string(check["path"], where + ".path", h.path) &&
+          !h.path.starts_with('/')) {
+        reader.error(check["path"], where + ".path", "must start with /");
+      }
+      if (check["interval_ms"])
+        reader.integer<uint32_t>(check["interval_ms"], where + ".interval_ms", h.interval_ms, 10,
+                                 3600000);
+      if (check["timeout_ms"])
+        reader.integer<uint32_t>(check["timeout_ms"], where + ".timeout_ms", h.timeout_ms, 1,
+                                 600000);
+      if (check["healthy_threshold"])
+        reader.integer<uint32_t>(check["healthy_threshold"], where + ".healthy_threshold",
+                                 h.healthy_threshold, 1, 1000);
+      if (check["unhealthy_threshold"])
+        reader.integer<uint32_t>(check["unhealthy_threshold"], where + ".unhealthy_threshold",
+                                 h.unhealthy_threshold, 1, 1000);
+    }
+  }
+  if (const auto outlier = node["outlier"]) {
+    reader.integerFields(outlier, path + ".outlier",
+                         {{"consecutive_failures", &provider.outlier.consecutive_failures},
+                          {"cooldown_ms", &provider.outlier.cooldown_ms}},
+                         0, 24u * 3600 * 1000);
+  }
   if (provider.type == "azure" && provider.endpoints.empty() && !node["endpoints"]) {
     reader.error(node, path + ".endpoints",
                  "required for type azure: https://<resource>.openai.azure.com");
   }
+}
+
+void readBalancerOptions(Reader& reader, const YAML::Node& node, const std::string& path,
+                         Route& route) {
+  if (const auto hash = node["consistent_hash"]) {
+    const auto where = path + ".consistent_hash";
+    auto& options = route.balancer.consistent_hash;
+    if (!hash.IsMap()) {
+      reader.error(hash, where, "expected a mapping (header, epsilon, virtual_nodes)");
+    } else {
+      reader.allowKeys(hash, where, {"header", "epsilon", "virtual_nodes"});
+      if (hash["header"]) reader.string(hash["header"], where + ".header", options.hash_header);
+      if (hash["epsilon"]) reader.number(hash["epsilon"], where + ".epsilon", options.epsilon, 0, 100);
+      if (hash["virtual_nodes"])
+        reader.integer<uint32_t>(hash["virtual_nodes"], where + ".virtual_nodes",
+                                 options.virtual_nodes, 1, 10000);
+    }
+  }
+  if (const auto cache = node["cache_aware"]) {
+    const auto where = path + ".cache_aware";
+    auto& options = route.balancer.cache_aware;
+    if (!cache.IsMap()) {
+      reader.error(cache, where, "expected a mapping (cache_threshold, balance_abs_threshold, ...)");
+    } else {
+      reader.allowKeys(cache, where,
+                       {"cache_threshold", "balance_abs_threshold", "balance_rel_threshold",
+                        "eviction_interval_ms", "max_tree_size", "chunk_chars"});
+      if (cache["cache_threshold"])
+        reader.number(cache["cache_threshold"], where + ".cache_threshold",
+                      options.cache_threshold, 0, 1);
+      if (cache["balance_abs_threshold"])
+        reader.integer<uint32_t>(cache["balance_abs_threshold"], where + ".balance_abs_threshold",
+                                 options.balance_abs_threshold, 0, 1000000);
+      if (cache["balance_rel_threshold"])
+        reader.number(cache["balance_rel_threshold"], where + ".balance_rel_threshold",
+                      options.balance_rel_threshold, 1, 1000);
+      if (cache["eviction_interval_ms"])
+        reader.integer<uint32_t>(cache["eviction_interval_ms"], where + ".eviction_interval_ms",
+                                 options.eviction_interval_ms, 1, 24u * 3600 * 1000);
+      if (cache["max_tree_size"])
+        reader.integer<size_t>(cache["max_tree_size"], where + ".max_tree_size",
+                               options.max_tree_size, 1024, size_t{1} << 34);
+      if (cache["chunk_chars"])
+        reader.integer<uint32_t>(cache["chunk_chars"], where + ".chunk_chars", options.chunk_chars,
+                                 1, 65536);
+    }
+  }
+  for (const auto& problem : routing::checkBalancerOptions(route.balancer)) {
+    reader.error(node, path, problem);
+  }
+}
+
+void readRetry(Reader& reader, const YAML::Node& node, const std::string& path, Retry& retry) {
+  if (!node.IsMap()) return reader.error(node, path, "expected a mapping");
+  reader.allowKeys(node, path,
+                   {"attempts", "backoff_base_ms", "backoff_max_ms", "budget_ratio",
+                    "min_retries_per_second"});
+  if (node["attempts"])
+    reader.integer<uint32_t>(node["attempts"], path + ".attempts", retry.attempts, 1, 20);
+  if (node["backoff_base_ms"])
+    reader.integer<uint32_t>(node["backoff_base_ms"], path + ".backoff_base_ms",
+                             retry.backoff_base_ms, 0, 600000);
+  if (node["backoff_max_ms"])
+    reader.integer<uint32_t>(node["backoff_max_ms"], path + ".backoff_max_ms",
+                             retry.backoff_max_ms, 0, 600000);
+  if (node["budget_ratio"])
+    reader.number(node["budget_ratio"], path + ".budget_ratio", retry.budget_ratio, 0, 100);
+  if (node["min_retries_per_second"])
+    reader.integer<uint32_t>(node["min_retries_per_second"], path + ".min_retries_per_second",
+                             retry.min_retries_per_second, 0, 1000000);
 }
 
 void readRoute(Reader& reader, const YAML::Node& node, const std::string& path, Route& route) {
@@ -272,7 +435,9 @@ void readRoute(Reader& reader, const YAML::Node& node, const std::string& path, 
     reader.error(node, path, "expected a mapping with models and provider");
     return;
   }
-  reader.allowKeys(node, path, {"name", "models", "provider"});
+  reader.allowKeys(node, path,
+                   {"name", "models", "provider", "targets", "policy", "consistent_hash",
+                    "cache_aware", "retry", "fallback", "timeouts"});
   if (node["name"]) reader.string(node["name"], path + ".name", route.name);
   if (!node["models"]) {
     reader.error(node, path + ".models", "required: a list of model names or patterns");
@@ -289,10 +454,68 @@ void readRoute(Reader& reader, const YAML::Node& node, const std::string& path, 
       }
     }
   }
-  if (!node["provider"]) {
-    reader.error(node, path + ".provider", "required: the id of a provider");
+  if (node["provider"] && node["targets"]) {
+    reader.error(node["targets"], path + ".targets", "give either provider or targets, not both");
+  } else if (node["provider"]) {
+    auto& target = route.targets.emplace_back();
+    reader.string(node["provider"], path + ".provider", target.provider);
+  } else if (const auto targets = node["targets"]) {
+    if (!targets.IsSequence() || targets.size() == 0) {
+      reader.error(targets, path + ".targets",
+                   "expected a list of {provider, weight} mappings, at least one");
+    } else {
+      for (size_t i = 0; i < targets.size(); ++i) {
+        const auto where = fmt::format("{}.targets[{}]", path, i);
+        const auto item = targets[i];
+        auto& target = route.targets.emplace_back();
+        if (!item.IsMap()) {
+          reader.error(item, where, "expected a mapping with provider and weight");
+          continue;
+        }
+        reader.allowKeys(item, where, {"provider", "weight"});
+        if (!item["provider"]) reader.error(item, where + ".provider", "required");
+        if (item["provider"]) reader.string(item["provider"], where + ".provider", target.provider);
+        if (item["weight"])
+          reader.integer<uint32_t>(item["weight"], where + ".weight", target.weight, 0, 1000000);
+      }
+    }
   } else {
-    reader.string(node["provider"], path + ".provider", route.provider);
+    reader.error(node, path + ".provider", "required: the id of a provider (or targets)");
+  }
+  if (node["policy"] && reader.string(node["policy"], path + ".policy", route.policy)) {
+    const auto names = routing::balancingPolicyNames();
+    if (std::find(names.begin(), names.end(), route.policy) == names.end()) {
+      reader.error(node["policy"], path + ".policy",
+                   fmt::format("unknown policy \"{}\" (known: {})", route.policy,
+                               fmt::join(names, ", ")));
+    }
+  }
+  readBalancerOptions(reader, node, path, route);
+  if (node["retry"]) readRetry(reader, node["retry"], path + ".retry", route.retry);
+  if (node["fallback"]) reader.stringList(node["fallback"], path + ".fallback", route.fallback);
+  if (const auto timeouts = node["timeouts"]) {
+    reader.integerFields(timeouts, path + ".timeouts",
+                         {{"connect_ms", &route.timeouts.connect_ms},
+                          {"first_byte_ms", &route.timeouts.first_byte_ms},
+                          {"idle_ms", &route.timeouts.idle_ms},
+                          {"total_ms", &route.timeouts.total_ms}},
+                         1, 24u * 3600 * 1000);
+  }
+}
+
+void readAdmin(Reader& reader, const YAML::Node& node, Admin& admin) {
+  if (!node.IsMap()) return reader.error(node, "admin", "expected a mapping (listen, token)");
+  reader.allowKeys(node, "admin", {"listen", "token"});
+  std::string listen = "127.0.0.1:9090";
+  if (node["listen"]) reader.string(node["listen"], "admin.listen", listen);
+  if (!parseHostPort(listen, admin.host, admin.port)) {
+    reader.error(node["listen"], "admin.listen",
+                 fmt::format("expected host:port like 127.0.0.1:9090, got \"{}\"", listen));
+  }
+  if (!node["token"]) {
+    reader.error(node, "admin.token", "required: the admin API accepts only this Bearer token");
+  } else if (reader.string(node["token"], "admin.token", admin.token) && admin.token.size() < 16) {
+    reader.error(node["token"], "admin.token", "too short: use at least 16 characters");
   }
 }
 
@@ -508,18 +731,46 @@ void validateReferences(Reader& reader, const YAML::Node& root, Config& config) 
   for (size_t i = 0; i < config.routes.size(); ++i) {
     auto& route = config.routes[i];
     if (route.name.empty()) route.name = fmt::format("route{}", i);
-    route_names.insert(route.name);
-    if (route.provider.empty()) continue;
-    bool found = false;
-    for (size_t p = 0; p < config.providers.size(); ++p) {
-      if (config.providers[p].id == route.provider) {
-        route.provider_index = p;
-        found = true;
+    if (!route_names.insert(route.name).second) {
+      reader.error(root["routes"][i]["name"], fmt::format("routes[{}].name", i),
+                   fmt::format("duplicate route name \"{}\"", route.name));
+    }
+    for (size_t t = 0; t < route.targets.size(); ++t) {
+      auto& target = route.targets[t];
+      if (target.provider.empty()) continue;
+      bool found = false;
+      for (size_t p = 0; p < config.providers.size(); ++p) {
+        if (config.providers[p].id == target.provider) {
+          target.provider_index = p;
+          found = true;
+        }
+      }
+      if (!found) {
+        const auto node = root["routes"][i]["provider"] ? root["routes"][i]["provider"]
+                                                        : root["routes"][i]["targets"][t];
+        reader.error(node, fmt::format("routes[{}].provider", i),
+                     fmt::format("no provider with id \"{}\"", target.provider));
       }
     }
-    if (!found) {
-      reader.error(root["routes"][i]["provider"], fmt::format("routes[{}].provider", i),
-                   fmt::format("no provider with id \"{}\"", route.provider));
+    auto& timeouts = route.timeouts;
+    const auto& global = config.timeouts;
+    if (timeouts.connect_ms == 0) timeouts.connect_ms = global.connect_ms;
+    if (timeouts.first_byte_ms == 0) timeouts.first_byte_ms = global.first_byte_ms;
+    if (timeouts.idle_ms == 0) timeouts.idle_ms = global.idle_ms;
+  }
+  for (size_t i = 0; i < config.routes.size(); ++i) {
+    auto& route = config.routes[i];
+    for (size_t f = 0; f < route.fallback.size(); ++f) {
+      const auto& name = route.fallback[f];
+      size_t index = 0;
+      while (index < config.routes.size() && config.routes[index].name != name) ++index;
+      if (index == config.routes.size() || index == i) {
+        reader.error(root["routes"][i]["fallback"][f], fmt::format("routes[{}].fallback[{}]", i, f),
+                     index == i ? "a route cannot fall back to itself"
+                                : fmt::format("no route named \"{}\"", name));
+      } else {
+        route.fallback_indexes.push_back(index);
+      }
     }
   }
   std::set<std::string, std::less<>> plugin_names;
@@ -644,7 +895,7 @@ tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string
   }
   reader.allowKeys(root, "",
                    {"listen", "threads", "providers", "routes", "plugins", "limits", "timeouts",
-                    "access_log", "log_level"});
+                    "admin", "access_log", "log_level"});
 
   if (root["listen"]) {
     std::string listen;
@@ -688,6 +939,7 @@ tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string
   }
   if (root["limits"]) readLimits(reader, root["limits"], config.limits);
   if (root["timeouts"]) readTimeouts(reader, root["timeouts"], config.timeouts);
+  if (root["admin"]) readAdmin(reader, root["admin"], config.admin);
   if (root["access_log"]) reader.string(root["access_log"], "access_log", config.access_log);
   if (root["log_level"]) {
     static const std::set<std::string, std::less<>> kLevels = {"trace", "debug", "info",

@@ -6,6 +6,8 @@
 #include <tl/expected.hpp>
 #include <vector>
 
+#include "routing/balancing_policy.h"
+
 namespace sluice::config {
 
 // One upstream address, split once at load so the request path never parses URLs.
@@ -15,6 +17,7 @@ struct Endpoint {
   std::string host;
   uint16_t port = 0;
   std::string base_path;  // path prefix without trailing slash, e.g. "" or "/openai"
+  uint32_t weight = 1;    // share of its provider's traffic within a route's pool
 };
 
 // How a provider's model names are rewritten: exact names first, then the longest prefix
@@ -30,6 +33,22 @@ struct UpstreamTls {
   bool insecure_skip_verify = false;  // only by explicit config
 };
 
+// Active health checks: GET base_path + path on every endpoint; off while path is empty.
+struct HealthCheck {
+  std::string path;
+  uint32_t interval_ms = 5000;
+  uint32_t timeout_ms = 1000;
+  uint32_t healthy_threshold = 2;    // consecutive successes that bring an endpoint back
+  uint32_t unhealthy_threshold = 3;  // consecutive failures that take it out
+};
+
+// Passive outlier detection: consecutive failed requests (connect errors, 5xx) open the
+// endpoint's circuit breaker; after the cool-down one request probes it (half-open).
+struct OutlierDetection {
+  uint32_t consecutive_failures = 5;  // 0: off
+  uint32_t cooldown_ms = 10000;
+};
+
 struct Provider {
   std::string id;
   std::string type;
@@ -43,13 +62,56 @@ struct Provider {
   std::string deployment;                  // azure: deployment name (default: the model)
   std::string api_version = "2024-10-21";  // azure: api-version query
   uint32_t token_cooldown_ms = 60000;      // a token answered 401/403/429 rests this long
+  HealthCheck health_check;
+  OutlierDetection outlier;
+};
+
+// One provider in a route's pool; its endpoints become the pool's workers, each with weight
+// target weight × endpoint weight.
+struct RouteTarget {
+  std::string provider;
+  size_t provider_index = 0;  // resolved index into Config::providers
+  uint32_t weight = 1;
+};
+
+// Retries happen only before any byte reaches the client, on connect errors and on answers
+// 429, 500, 502, 503 and 504, to another endpoint when the pool has one.
+struct Retry {
+  uint32_t attempts = 3;  // tries per request in this route's pool, the first included
+  uint32_t backoff_base_ms = 25;  // before retry n: a random wait in [d/2, d], d = base·2^(n-1)
+  uint32_t backoff_max_ms = 1000;
+  double budget_ratio = 0.2;            // retries may add at most this share of requests ...
+  uint32_t min_retries_per_second = 5;  // ... plus this many, so quiet routes can still retry
+};
+
+// Per-route timeouts; 0 takes the global value (total_ms 0: no total limit).
+struct RouteTimeouts {
+  uint32_t connect_ms = 0;
+  uint32_t first_byte_ms = 0;
+  uint32_t idle_ms = 0;
+  uint32_t total_ms = 0;  // whole exchange, retries included
 };
 
 struct Route {
   std::string name;                 // defaults to "route<N>"
   std::vector<std::string> models;  // exact names, "prefix*" wildcards or "*"
-  std::string provider;
-  size_t provider_index = 0;  // resolved index into Config::providers
+  std::vector<RouteTarget> targets;  // `provider: x` is one target of weight 1
+  std::string policy = "round_robin";
+  routing::BalancerOptions balancer;
+  Retry retry;
+  std::vector<std::string> fallback;  // route names tried in order when this pool fails
+  std::vector<size_t> fallback_indexes;  // resolved
+  RouteTimeouts timeouts;  // resolved: every field set from the global ones when not given
+
+  const std::string& provider() const { return targets.front().provider; }
+  size_t providerIndex() const { return targets.front().provider_index; }
+};
+
+// The admin listener: off unless configured; every request needs the token as Bearer.
+struct Admin {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;   // 0: no admin listener
+  std::string token;   // secret: never logged
 };
 
 struct Limits {
@@ -106,6 +168,7 @@ struct Config {
   std::vector<Plugin> plugins;
   Limits limits;
   Timeouts timeouts;
+  Admin admin;
   std::string access_log = "stdout";  // "stdout", "off" or a file path
   std::string log_level = "info";
 };

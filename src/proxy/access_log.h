@@ -20,6 +20,7 @@ struct AccessRecord {
   std::string_view model;
   std::string_view provider;
   std::string_view upstream;
+  uint32_t retries = 0;
   std::string_view peer;
   int status = 0;
   bool stream = false;

@@ -64,6 +64,14 @@ class Worker {
     });
   }
 
+  // The next requests use `state`; those in flight finish on the one they started with.
+  void setState(std::shared_ptr<const GatewayState> state) {
+    asio::post(io_, [this, state = std::move(state)]() mutable {
+      handler_.setState(state);
+      state_ = std::move(state);
+    });
+  }
+
   // Stops accepting and closes connections that wait for a next request.
   void drain() {
     asio::post(io_, [this] {
@@ -139,8 +147,9 @@ class Worker {
   }
 
   Task<void> serveRequests(ClientConnection& client) {
-    const auto& config = state_->config;
     for (bool first = true; !draining_; first = false) {
+      const auto state = state_;  // a change of state applies from the next request
+      const auto& config = state->config;
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(config.limits.max_header_bytes);
       parser.body_limit(config.limits.max_body_bytes);
@@ -277,27 +286,17 @@ int runGateway(const config::Config& config) {
     spdlog::info("{} plugins loaded", plugin_set->plugins().size());
   }
 
-  auto state = std::make_shared<GatewayState>(config);
+  auto built = buildGatewayState(config);
+  if (!built) {
+    spdlog::error("{}", built.error());
+    return 1;
+  }
+  auto state = std::move(*built);
   for (const auto& provider : config.providers) {
-    auto& runtime = state->providers.emplace_back();
-    for (size_t i = 0; i < provider.api_tokens.size(); ++i) {
-      runtime.token_rest_until.push_back(std::make_unique<std::atomic<int64_t>>(0));
-    }
-    const bool https = std::any_of(provider.endpoints.begin(), provider.endpoints.end(),
-                                   [](const auto& e) { return e.scheme == "https"; });
-    if (https) {
-      auto tls = http::UpstreamTlsContext::create(provider.tls);
-      if (!tls) {
-        spdlog::error("provider {}: {}", provider.id, tls.error());
-        return 1;
-      }
-      runtime.tls = std::move(*tls);
-      if (provider.tls.insecure_skip_verify) {
-        spdlog::warn(
-            "provider {}: tls.insecure_skip_verify is set: upstream certificates are "
-            "not verified",
-            provider.id);
-      }
+    if (provider.tls.insecure_skip_verify) {
+      spdlog::warn("provider {}: tls.insecure_skip_verify is set: upstream certificates are not "
+                   "verified",
+                   provider.id);
     }
   }
   AccessLog access_log(config.access_log);

@@ -1,11 +1,17 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include <tl/expected.hpp>
+
 #include "config/config.h"
+#include "routing/balancing_policy.h"
+#include "routing/endpoint_health.h"
 #include "routing/route_table.h"
 
 namespace sluice::http {
@@ -27,14 +33,65 @@ struct ProviderRuntime {
   void rest(int token, std::chrono::milliseconds period) const;
 };
 
-// Everything a request reads from configuration, as one immutable snapshot: a reload builds a
+// One upstream endpoint (a worker) with the state every thread and every route shares: load,
+// health, counters. Kept across snapshots while the endpoint stays configured.
+struct EndpointRuntime {
+  config::Endpoint endpoint;
+  std::string id;  // "<provider>-<hash of the URL>": stable across restarts, URL-safe
+  std::string provider;
+  routing::LoadCounter outstanding{0};
+  routing::EndpointHealth health;
+  std::atomic<uint64_t> requests{0};  // attempts sent
+  std::atomic<uint64_t> failures{0};  // attempts that failed (connect, timeout, 5xx)
+};
+
+// Counters of one route's routing decisions, for /metrics.
+struct RouteCounters {
+  static constexpr size_t kReasons = 9;  // routing::PickReason values
+  std::array<std::atomic<uint64_t>, kReasons> picks{};
+  std::atomic<uint64_t> retries{0};
+  std::atomic<uint64_t> retries_denied{0};  // wanted, but over the retry budget
+  std::atomic<uint64_t> fallbacks{0};
+  std::atomic<uint64_t> no_healthy{0};  // the pool had no available worker
+};
+
+struct PoolWorker {
+  EndpointRuntime* endpoint;  // owned by GatewayState::endpoints
+  size_t provider_index;
+  uint32_t weight;
+};
+
+// A route's workers and the objects that outlive a snapshot: the policy (its per-worker state,
+// such as cache-aware prefix trees, follows worker ids), the retry budget, the counters.
+struct RoutePool {
+  std::vector<PoolWorker> workers;
+  std::shared_ptr<routing::BalancingPolicy> policy;
+  std::shared_ptr<routing::RetryBudget> budget;
+  std::shared_ptr<RouteCounters> counters;
+};
+
+// Everything a request reads from configuration, as one immutable snapshot: a change builds a
 // new one and swaps the pointer; requests in flight keep the one they started with.
 struct GatewayState {
   explicit GatewayState(config::Config c) : config(std::move(c)), routes(config.routes) {}
 
   config::Config config;
   routing::RouteTable routes;
-  std::vector<ProviderRuntime> providers;  // by index of config.providers
+  std::vector<std::shared_ptr<const ProviderRuntime>> providers;  // by index of config.providers
+  // By provider index, parallel to config.providers[i].endpoints.
+  std::vector<std::vector<std::shared_ptr<EndpointRuntime>>> endpoints;
+  std::vector<RoutePool> pools;  // by route index
+
+  const EndpointRuntime* findEndpoint(std::string_view id) const;
 };
+
+// Builds a snapshot of `config`. Runtime objects of `previous` (token rests, TLS contexts,
+// endpoint health and load, policies, budgets, counters) are kept where the config names the
+// same provider, endpoint or route, so that a change of workers loses nothing.
+tl::expected<std::shared_ptr<const GatewayState>, std::string> buildGatewayState(
+    config::Config config, const GatewayState* previous = nullptr);
+
+// The id an endpoint of `provider` gets.
+std::string endpointId(std::string_view provider, std::string_view url);
 
 }  // namespace sluice::proxy

@@ -32,6 +32,7 @@ struct ProxyHandler::Exchange {
   ClientConnection& client;
   std::shared_ptr<const GatewayState> state;
   Clock::time_point start = Clock::now();
+  Clock::time_point deadline = Clock::time_point::max();  // the route's total timeout
   std::string request_id;
   std::string_view path;
   bool keep_alive = true;
@@ -47,6 +48,7 @@ struct ProxyHandler::Exchange {
   std::string upstream_model;
   Translation translation = Translation::kNone;
   std::string upstream;
+  uint32_t retries = 0;
   int status = 0;
   uint64_t bytes_out = 0;
   std::optional<Clock::time_point> first_byte;
@@ -60,6 +62,7 @@ struct ProxyHandler::Exchange {
 namespace {
 
 constexpr size_t kRelayBufferBytes = 8 * 1024;
+constexpr size_t kMaxPromptBytes = 256 * 1024;  // cache-aware routing looks no further
 
 // Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), plus those the
 // gateway sets itself.
@@ -238,6 +241,7 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
       .model = x.fields.model,
       .provider = x.provider ? std::string_view(x.provider->id) : std::string_view(),
       .upstream = x.upstream,
+      .retries = x.retries,
       .peer = client.peer,
       .status = x.status,
       .stream = x.fields.stream,
@@ -385,7 +389,7 @@ Task<wasm::HttpCallResponse> ProxyHandler::performHttpCall(Exchange& x,
   for (size_t i = 0; i < config.providers.size(); ++i) {
     if (config.providers[i].id == call.upstream) {
       provider = &config.providers[i];
-      tls = x.state->providers[i].tls.get();
+      tls = x.state->providers[i]->tls.get();
     }
   }
   if (provider == nullptr || provider->endpoints.empty()) {
@@ -469,7 +473,7 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
   int route_index = state.routes.find(x.fields.model);
   if (generate_without_model) {
     for (size_t i = 0; i < state.config.routes.size() && route_index < 0; ++i) {
-      const auto& provider = state.config.providers[state.config.routes[i].provider_index];
+      const auto& provider = state.config.providers[state.config.routes[i].providerIndex()];
       if (providers::providerType(provider.type).supports(providers::Capability::kGenerate)) {
         route_index = static_cast<int>(i);
       }
@@ -487,54 +491,111 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
     co_return co_await fail(x, std::move(error));
   }
   x.route = &state.config.routes[route_index];
-  x.provider = &state.config.providers[x.route->provider_index];
-  x.runtime = &state.providers[x.route->provider_index];
+
+  DisconnectScope watch_client(x.client);
+  co_await forward(x, static_cast<size_t>(route_index));
+  if (x.client.watch->client_gone) {
+    x.keep_alive = false;
+    x.error = "client closed the connection";
+    if (x.status == 0) x.status = 499;
+  }
+}
+
+namespace {
+
+// What the upstream of `type` is asked for a client request of `capability`: the same, or
+// chat ⇄ messages with translation both ways.
+providers::Capability upstreamCapability(providers::Capability capability,
+                                         const providers::ProviderType& type,
+                                         Translation& translation) {
+  const bool anthropic_upstream = type.dialect() == providers::Dialect::kAnthropic;
+  translation = Translation::kNone;
+  if (capability == providers::Capability::kChat && anthropic_upstream) {
+    translation = Translation::kAnthropicToOpenAi;
+    return providers::Capability::kMessages;
+  }
+  if (capability == providers::Capability::kMessages && !anthropic_upstream) {
+    translation = Translation::kOpenAiToAnthropic;
+    return providers::Capability::kChat;
+  }
+  return capability;
+}
+
+bool serves(const config::Provider& provider, providers::Capability capability) {
+  Translation ignored;
+  const auto& type = providers::providerType(provider.type);
+  return type.supports(upstreamCapability(capability, type, ignored));
+}
+
+bool retryableStatus(unsigned status) {
+  return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+// The time left before `deadline`, at most `limit`, at least 1 ms.
+std::chrono::milliseconds within(Clock::time_point deadline, uint32_t limit_ms) {
+  const auto limit = std::chrono::milliseconds(limit_ms);
+  if (deadline == Clock::time_point::max()) return limit;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return std::max(std::chrono::milliseconds(1), std::min(limit, left));
+}
+
+// Counts a request on its worker for as long as it runs there (the load policies read).
+class WorkerLoad {
+ public:
+  WorkerLoad(const RoutePool& pool, size_t index, const routing::PickContext& context)
+      : pool_(pool), index_(index) {
+    pool.workers[index].endpoint->outstanding.fetch_add(1, std::memory_order_relaxed);
+    pool.workers[index].endpoint->requests.fetch_add(1, std::memory_order_relaxed);
+    pool.policy->onStart(index, context);
+  }
+  ~WorkerLoad() {
+    pool_.policy->onFinish(index_);
+    pool_.workers[index_].endpoint->outstanding.fetch_sub(1, std::memory_order_relaxed);
+  }
+  WorkerLoad(const WorkerLoad&) = delete;
+  WorkerLoad& operator=(const WorkerLoad&) = delete;
+
+ private:
+  const RoutePool& pool_;
+  size_t index_;
+};
+
+}  // namespace
+
+std::optional<ApiError> ProxyHandler::prepareUpstream(Exchange& x, size_t provider_index,
+                                                      Request& upstream, bool keep_client_body) {
+  const auto& state = *x.state;
+  x.provider = &state.config.providers[provider_index];
+  x.runtime = state.providers[provider_index].get();
   x.type = &providers::providerType(x.provider->type);
-
-  // The dialect decides what the upstream is asked: the same capability, or chat ⇄ messages
-  // with translation both ways.
-  const bool anthropic_upstream = x.type->dialect() == providers::Dialect::kAnthropic;
-  x.upstream_capability = x.capability;
-  if (x.capability == providers::Capability::kChat && anthropic_upstream) {
-    x.upstream_capability = providers::Capability::kMessages;
-    x.translation = Translation::kAnthropicToOpenAi;
-  } else if (x.capability == providers::Capability::kMessages && !anthropic_upstream) {
-    x.upstream_capability = providers::Capability::kChat;
-    x.translation = Translation::kOpenAiToAnthropic;
-  }
+  x.upstream_capability = upstreamCapability(x.capability, *x.type, x.translation);
   if (!x.type->supports(x.upstream_capability)) {
-    ApiError error{400, "invalid_request_error", "unsupported_capability",
-                   fmt::format("provider {} (type {}) does not serve {}", x.provider->id,
-                               x.provider->type, providers::capabilityName(x.capability))};
-    co_return co_await fail(x, std::move(error));
+    return ApiError{400, "invalid_request_error", "unsupported_capability",
+                    fmt::format("provider {} (type {}) does not serve {}", x.provider->id,
+                                x.provider->type, providers::capabilityName(x.capability))};
   }
 
-  // Model mapping, then the body the upstream gets: the client's bytes when nothing changes.
+  // Model mapping, then the body the upstream gets: the client's bytes when nothing changes,
+  // moved rather than copied unless another provider may need them later.
   x.upstream_model = x.provider->model_mapping.map(x.fields.model);
-  auto& body = x.request.body();
-  if (x.translation == Translation::kOpenAiToAnthropic) {
-    auto translated = translate::anthropicToOpenAiRequest(body, x.upstream_model);
-    if (!translated) {
-      ApiError error{translated.error().status, "invalid_request_error", "invalid_request",
-                     translated.error().message};
-      co_return co_await fail(x, std::move(error));
-    }
-    body = std::move(*translated);
-  } else if (x.translation == Translation::kAnthropicToOpenAi) {
+  std::string body = keep_client_body ? x.request.body() : std::move(x.request.body());
+  if (x.translation != Translation::kNone) {
     auto translated =
-        translate::openAiToAnthropicRequest(body, x.upstream_model, x.provider->max_tokens_default);
+        x.translation == Translation::kOpenAiToAnthropic
+            ? translate::anthropicToOpenAiRequest(body, x.upstream_model)
+            : translate::openAiToAnthropicRequest(body, x.upstream_model,
+                                                  x.provider->max_tokens_default);
     if (!translated) {
-      ApiError error{translated.error().status, "invalid_request_error", "invalid_request",
-                     translated.error().message};
-      co_return co_await fail(x, std::move(error));
+      if (!keep_client_body) x.request.body() = std::move(body);
+      return ApiError{translated.error().status, "invalid_request_error", "invalid_request",
+                      translated.error().message};
     }
     body = std::move(*translated);
   } else if (x.upstream_model != x.fields.model) {
     renameModel(body, x.fields.model, x.upstream_model);
   }
 
-  // The upstream request reuses the body string: forwarded byte for byte, not copied.
-  Request upstream_request{x.request.method(), "", 11};
+  upstream = Request{x.request.method(), "", 11};
   for (const auto& field : x.request) {
     if (isHopByHop(field.name()) || isClientOnly(field.name(), field.name_string()) ||
         beast::iequals(field.name_string(), "x-request-id") ||
@@ -543,40 +604,208 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
           beast::iequals(field.name_string(), "anthropic-beta")))) {
       continue;
     }
-    upstream_request.insert(field.name_string(), field.value());
+    upstream.insert(field.name_string(), field.value());
   }
-  upstream_request.set("x-request-id", x.request_id);
+  upstream.set("x-request-id", x.request_id);
   if (x.translation != Translation::kNone) {
-    upstream_request.set(bhttp::field::content_type, "application/json");
+    upstream.set(bhttp::field::content_type, "application/json");
   }
-  upstream_request.body() = std::move(body);
-  upstream_request.prepare_payload();
-
-  {
-    DisconnectScope watch_client(x.client);
-    co_await forward(x, upstream_request);
-    if (x.client.watch->client_gone) {
-      x.keep_alive = false;
-      x.error = "client closed the connection";
-      if (x.status == 0) x.status = 499;
-    }
-  }
-  x.request.body() = std::move(upstream_request.body());  // for bytes_in in the access log
+  upstream.body() = std::move(body);
+  upstream.prepare_payload();
+  return std::nullopt;
 }
 
-Task<void> ProxyHandler::forward(Exchange& x, Request& upstream_request) {
-  const auto& config = x.state->config;
-  const auto& provider = *x.provider;
-  const auto& endpoints = provider.endpoints;
-  const auto connect_timeout = std::chrono::milliseconds(config.timeouts.connect_ms);
-  const auto first_byte_timeout = std::chrono::milliseconds(config.timeouts.first_byte_ms);
-  const auto provider_index = x.route->provider_index;
-  if (next_endpoint_.size() < config.providers.size())
-    next_endpoint_.resize(config.providers.size());
-  if (next_token_.size() < config.providers.size()) next_token_.resize(config.providers.size());
-  size_t endpoint_cursor = next_endpoint_[provider_index]++;
+std::optional<size_t> ProxyHandler::pickWorker(Exchange& x, const config::Route& route,
+                                               const RoutePool& pool,
+                                               std::span<const EndpointRuntime* const> tried,
+                                               std::string_view prompt) {
+  thread_local std::vector<routing::WorkerState> workers;
+  const auto now = routing::steadyNowMs();
+  const auto& providers = x.state->config.providers;
+  routing::PickTrace trace;
+  routing::PickContext context{.prompt = prompt, .trace = &trace};
+  if (pool.policy->usesHashKey()) {
+    const auto& header = route.balancer.consistent_hash.hash_header;
+    if (!header.empty()) {
+      context.hash_key = x.request[header];
+    } else {
+      // The client's API key (hashed inside the policy, never stored).
+      context.hash_key = x.request[bhttp::field::authorization];
+      if (context.hash_key.empty()) context.hash_key = x.request["x-api-key"];
+    }
+  }
+  // Workers already tried by this request are avoided while another one is available.
+  for (const bool avoid_tried : {true, false}) {
+    workers.clear();
+    bool any_tried = false;
+    for (const auto& worker : pool.workers) {
+      const bool was_tried =
+          std::find(tried.begin(), tried.end(), worker.endpoint) != tried.end();
+      any_tried = any_tried || was_tried;
+      workers.push_back(routing::WorkerState{
+          .id = worker.endpoint->id,
+          .weight = worker.weight,
+          .healthy = worker.endpoint->health.available(now) && !(avoid_tried && was_tried) &&
+                     serves(providers[worker.provider_index], x.capability),
+          .outstanding = &worker.endpoint->outstanding,
+      });
+    }
+    if (auto picked = pool.policy->pick(context, workers)) {
+      pool.counters->picks[static_cast<size_t>(trace.reason)].fetch_add(
+          1, std::memory_order_relaxed);
+      return picked;
+    }
+    if (!any_tried) break;
+  }
+  pool.counters->picks[static_cast<size_t>(routing::PickReason::kNoEligibleWorker)].fetch_add(
+      1, std::memory_order_relaxed);
+  return std::nullopt;
+}
+
+Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
+  const auto& state = *x.state;
+  const auto& first_route = state.config.routes[route_index];
   auto& watch = *x.client.watch;
 
+  // The route, then its fallbacks in order.
+  std::vector<size_t> routes{route_index};
+  routes.insert(routes.end(), first_route.fallback_indexes.begin(),
+                first_route.fallback_indexes.end());
+  bool several_providers = false;
+  bool wants_prompt = false;
+  for (auto index : routes) {
+    for (const auto& target : state.config.routes[index].targets) {
+      several_providers |= target.provider_index != first_route.providerIndex();
+    }
+    wants_prompt |= state.pools[index].policy->usesPrompt();
+  }
+  std::string prompt;
+  if (wants_prompt) prompt = promptText(x.request.body(), kMaxPromptBytes);
+  if (first_route.timeouts.total_ms > 0) {
+    x.deadline = x.start + std::chrono::milliseconds(first_route.timeouts.total_ms);
+  }
+  state.pools[route_index].budget->onRequest();
+
+  Request upstream_request;
+  std::optional<size_t> prepared;  // the provider upstream_request is built for
+  std::vector<const EndpointRuntime*> tried;
+  ApiError last_error{503, "upstream_error", "no_healthy_upstream",
+                      fmt::format("route {} has no healthy upstream", first_route.name)};
+  bool any_candidate = false;
+  for (size_t r = 0; r < routes.size(); ++r) {
+    const auto& route = state.config.routes[routes[r]];
+    const auto& pool = state.pools[routes[r]];
+    if (r > 0) {
+      pool.counters->fallbacks.fetch_add(1, std::memory_order_relaxed);
+      spdlog::info("request {}: route {} failed: falling back to route {}", x.request_id,
+                   x.route->name, route.name);
+    }
+    x.route = &route;
+    uint32_t attempts = 0;
+    size_t refused = 0;  // half-open breakers that turned the request away
+    while (attempts < route.retry.attempts) {
+      const auto picked = pickWorker(x, route, pool, tried, prompt);
+      if (!picked) {
+        if (attempts == 0) pool.counters->no_healthy.fetch_add(1, std::memory_order_relaxed);
+        break;
+      }
+      any_candidate = true;
+      const auto& worker = pool.workers[*picked];
+      if (!worker.endpoint->health.admit(routing::steadyNowMs())) {
+        // Another request holds this endpoint's half-open probe.
+        tried.push_back(worker.endpoint);
+        if (++refused > pool.workers.size()) break;
+        continue;
+      }
+      if (prepared != worker.provider_index) {
+        if (auto error = prepareUpstream(x, worker.provider_index, upstream_request,
+                                         several_providers)) {
+          worker.endpoint->health.onNeutral();
+          co_return co_await fail(x, std::move(*error));
+        }
+        prepared = worker.provider_index;
+      }
+      ++attempts;
+      const bool more = (attempts < route.retry.attempts || r + 1 < routes.size()) &&
+                        Clock::now() < x.deadline &&
+                        pool.budget->canRetry(routing::steadyNowMs());
+      const auto outcome =
+          co_await tryEndpoint(x, upstream_request, route, pool, *picked, more, last_error);
+      if (outcome == Attempt::kAnswered) {
+        if (!several_providers) x.request.body() = std::move(upstream_request.body());
+        co_return;
+      }
+      if (outcome == Attempt::kClientGone || watch.client_gone) co_return;
+      tried.push_back(worker.endpoint);
+      if (!more) break;
+      if (!pool.budget->tryRetry(routing::steadyNowMs())) {
+        pool.counters->retries_denied.fetch_add(1, std::memory_order_relaxed);
+        r = routes.size();  // over budget: no fallback either
+        break;
+      }
+      pool.counters->retries.fetch_add(1, std::memory_order_relaxed);
+      ++x.retries;
+      if (attempts < route.retry.attempts) {
+        // Exponential backoff with jitter: a random wait in [d/2, d].
+        const uint64_t base = route.retry.backoff_base_ms;
+        const uint64_t delay = std::min<uint64_t>(route.retry.backoff_max_ms,
+                                                  base << std::min<uint32_t>(attempts - 1, 20));
+        const auto wait = std::chrono::milliseconds(
+            delay / 2 + routing::Random::forThisThread().below(delay / 2 + 1));
+        if (wait.count() > 0) {
+          asio::steady_timer timer(x.client.stream.get_executor());
+          timer.expires_after(std::min<Clock::duration>(wait, x.deadline - Clock::now()));
+          co_await timer.async_wait(kNoThrow);
+          if (watch.client_gone) co_return;
+        }
+      }
+      if (Clock::now() >= x.deadline) break;
+    }
+  }
+  if (!several_providers && prepared) x.request.body() = std::move(upstream_request.body());
+  if (Clock::now() >= x.deadline) {
+    last_error = {504, "upstream_error", "upstream_timeout",
+                  fmt::format("no upstream answered within the route's total timeout ({} ms)",
+                              first_route.timeouts.total_ms)};
+  } else if (!any_candidate) {
+    // Nothing could be asked; say why in the client's terms.
+    bool served = false;
+    for (auto index : routes) {
+      for (const auto& target : state.config.routes[index].targets) {
+        served |= serves(state.config.providers[target.provider_index], x.capability);
+      }
+    }
+    if (!served) {
+      const auto& provider = state.config.providers[first_route.providerIndex()];
+      last_error = {400, "invalid_request_error", "unsupported_capability",
+                    fmt::format("provider {} (type {}) does not serve {}", provider.id,
+                                provider.type, providers::capabilityName(x.capability))};
+    }
+  }
+  co_await fail(x, last_error);
+}
+
+Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upstream_request,
+                                                      const config::Route& route,
+                                                      const RoutePool& pool, size_t index,
+                                                      bool may_retry, ApiError& last_error) {
+  const auto& provider = *x.provider;
+  const auto& worker = pool.workers[index];
+  auto& health = worker.endpoint->health;
+  const auto& endpoint = worker.endpoint->endpoint;
+  const auto& outlier = provider.outlier;
+  auto& watch = *x.client.watch;
+  const routing::PickContext context{};
+  WorkerLoad load(pool, index, context);
+  auto failed = [&] {
+    worker.endpoint->failures.fetch_add(1, std::memory_order_relaxed);
+    health.onFailure(routing::steadyNowMs(), outlier.consecutive_failures, outlier.cooldown_ms);
+  };
+
+  const auto provider_index = worker.provider_index;
+  if (next_token_.size() < x.state->config.providers.size()) {
+    next_token_.resize(x.state->config.providers.size());
+  }
   // Sets the auth headers of one token (none when the provider has no tokens).
   std::vector<bool> tried(provider.api_tokens.size(), false);
   int token = x.runtime->pickToken(next_token_[provider_index], tried);
@@ -590,82 +819,108 @@ Task<void> ProxyHandler::forward(Exchange& x, Request& upstream_request) {
     for (const auto& [name, value] : headers) upstream_request.set(name, value);
   };
   authenticate();
+  x.upstream = endpoint.url;
+  upstream_request.target(
+      x.type->target(x.upstream_capability, provider, endpoint, x.upstream_model));
+  upstream_request.set(bhttp::field::host, hostHeader(endpoint));
 
-  ApiError last_error{502, "upstream_error", "upstream_unreachable",
-                      "no upstream endpoint answered"};
-  // Each endpoint is tried once (a stale pooled connection gets one fresh retry; a token
-  // refused with 401/403/429 gives way to the next token), only while nothing has been sent
-  // to the client.
-  for (size_t i = 0; i < endpoints.size(); ++i) {
-    const auto& endpoint = endpoints[endpoint_cursor++ % endpoints.size()];
-    x.upstream = endpoint.url;
-    upstream_request.target(
-        x.type->target(x.upstream_capability, provider, endpoint, x.upstream_model));
-    upstream_request.set(bhttp::field::host, hostHeader(endpoint));
-
-    auto* tls = x.runtime->tls.get();
-    auto [ec, connection] = co_await pool_.acquire(endpoint, connect_timeout, tls);
-    for (int attempt = 0; attempt < 2 + static_cast<int>(tried.size()) && !ec; ++attempt) {
-      if (watch.client_gone) co_return;
-      watch.upstream = &connection->stream.tcp();
-      UpstreamParser parser;
-      parser.body_limit(boost::none);
-      connection->stream.expires_after(first_byte_timeout);
-      auto [write_ec, written] =
-          co_await bhttp::async_write(connection->stream, upstream_request, kNoThrow);
-      if (!write_ec) {
-        std::tie(ec, std::ignore) = co_await bhttp::async_read_header(
-            connection->stream, connection->buffer, parser, kNoThrow);
-      } else {
-        ec = write_ec;
-      }
-      const auto status = parser.get().result_int();
-      if (!ec && token >= 0 && (status == 401 || status == 403 || status == 429)) {
-        // This token is refused: it rests, and another one gets the request.
-        x.runtime->rest(token, std::chrono::milliseconds(provider.token_cooldown_ms));
-        tried[token] = true;
-        const int next = x.runtime->pickToken(next_token_[provider_index], tried);
-        if (next >= 0) {
-          spdlog::warn("request {}: provider {} refused token #{} ({}): trying token #{}",
-                       x.request_id, provider.id, token, status, next);
-          token = next;
-          authenticate();
-          watch.upstream = nullptr;
-          std::tie(ec, connection) = co_await pool_.connect(endpoint, connect_timeout, tls);
-          continue;
-        }
-      }
-      if (!ec) {
-        co_await relay(x, *connection, parser);
+  auto* tls = x.runtime->tls.get();
+  const auto connect_timeout = within(x.deadline, route.timeouts.connect_ms);
+  auto [ec, connection] = co_await pool_.acquire(endpoint, connect_timeout, tls);
+  // A stale pooled connection gets one fresh retry; a token refused with 401/403/429 gives
+  // way to the next token.
+  for (int round = 0; round < 2 + static_cast<int>(tried.size()) && !ec; ++round) {
+    if (watch.client_gone) {
+      health.onNeutral();
+      co_return Attempt::kClientGone;
+    }
+    watch.upstream = &connection->stream.tcp();
+    UpstreamParser parser;
+    parser.body_limit(boost::none);
+    connection->stream.expires_after(within(x.deadline, route.timeouts.first_byte_ms));
+    auto [write_ec, written] =
+        co_await bhttp::async_write(connection->stream, upstream_request, kNoThrow);
+    if (!write_ec) {
+      std::tie(ec, std::ignore) = co_await bhttp::async_read_header(
+          connection->stream, connection->buffer, parser, kNoThrow);
+    } else {
+      ec = write_ec;
+    }
+    const auto status = parser.get().result_int();
+    if (!ec && token >= 0 && (status == 401 || status == 403 || status == 429)) {
+      // This token is refused: it rests, and another one gets the request.
+      x.runtime->rest(token, std::chrono::milliseconds(provider.token_cooldown_ms));
+      tried[token] = true;
+      const int next = x.runtime->pickToken(next_token_[provider_index], tried);
+      if (next >= 0) {
+        spdlog::warn("request {}: provider {} refused token #{} ({}): trying token #{}",
+                     x.request_id, provider.id, token, status, next);
+        token = next;
+        authenticate();
         watch.upstream = nullptr;
-        if (parser.is_done() && parser.keep_alive() && !watch.client_gone) {
-          connection->stream.expires_never();
-          pool_.release(std::move(connection));
-        }
-        co_return;
+        std::tie(ec, connection) = co_await pool_.connect(endpoint, connect_timeout, tls);
+        continue;
       }
-      if (ec == beast::error::timeout) {
-        ApiError error{504, "upstream_error", "upstream_timeout",
-                       fmt::format("the upstream sent no response within {} ms",
-                                   config.timeouts.first_byte_ms)};
-        co_return co_await fail(x, std::move(error));
-      }
+    }
+    if (!ec && may_retry && retryableStatus(status)) {
+      // Another endpoint gets the request; this answer is dropped with its connection.
       watch.upstream = nullptr;
-      if (watch.client_gone) co_return;
-      if (!connection->reused) break;
-      // A pooled connection the upstream had closed: retry once on a new one.
-      std::tie(ec, connection) = co_await pool_.connect(endpoint, connect_timeout, tls);
+      if (status == 429) {
+        health.onNeutral();
+      } else {
+        failed();
+      }
+      last_error = {static_cast<int>(status), "upstream_error", "upstream_status",
+                    fmt::format("the upstream answered {}", status)};
+      spdlog::warn("request {}: upstream {} answered {}: retrying", x.request_id, endpoint.url,
+                   status);
+      co_return Attempt::kFailed;
+    }
+    if (!ec) {
+      const bool upstream_ok = co_await relay(x, route, *connection, parser);
+      watch.upstream = nullptr;
+      if (!upstream_ok || (status >= 500 && status != 501)) {
+        failed();
+      } else if (watch.client_gone) {
+        health.onNeutral();
+      } else {
+        health.onSuccess();
+      }
+      if (parser.is_done() && parser.keep_alive() && !watch.client_gone) {
+        connection->stream.expires_never();
+        pool_.release(std::move(connection));
+      }
+      co_return Attempt::kAnswered;
+    }
+    watch.upstream = nullptr;
+    if (watch.client_gone) {
+      health.onNeutral();
+      co_return Attempt::kClientGone;
     }
     if (ec == beast::error::timeout) {
+      failed();
       last_error = {504, "upstream_error", "upstream_timeout",
-                    fmt::format("connecting to the upstream took longer than {} ms",
-                                config.timeouts.connect_ms)};
-    } else {
-      last_error.message = fmt::format("upstream {} failed: {}", endpoint.url, ec.message());
+                    fmt::format("the upstream sent no response within {} ms",
+                                route.timeouts.first_byte_ms)};
+      spdlog::warn("request {}: upstream {}: no response within {} ms", x.request_id,
+                   endpoint.url, route.timeouts.first_byte_ms);
+      co_return Attempt::kFailed;
     }
-    spdlog::warn("request {}: upstream {}: {}", x.request_id, endpoint.url, ec.message());
+    if (!connection->reused) break;
+    // A pooled connection the upstream had closed: retry once on a new one.
+    std::tie(ec, connection) = co_await pool_.connect(endpoint, connect_timeout, tls);
   }
-  co_await fail(x, last_error);
+  failed();
+  if (ec == beast::error::timeout) {
+    last_error = {504, "upstream_error", "upstream_timeout",
+                  fmt::format("connecting to the upstream took longer than {} ms",
+                              route.timeouts.connect_ms)};
+  } else {
+    last_error = {502, "upstream_error", "upstream_unreachable",
+                  fmt::format("upstream {} failed: {}", endpoint.url, ec.message())};
+  }
+  spdlog::warn("request {}: upstream {}: {}", x.request_id, endpoint.url, ec.message());
+  co_return Attempt::kFailed;
 }
 
 Task<bool> ProxyHandler::writeBody(Exchange& x, bool chunked, std::string_view piece) {
@@ -684,10 +939,10 @@ Task<bool> ProxyHandler::writeBody(Exchange& x, bool chunked, std::string_view p
   co_return !ec;
 }
 
-Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
-                               UpstreamParser& parser) {
+Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
+                               UpstreamConnection& connection, UpstreamParser& parser) {
   const auto& upstream = parser.get();
-  const auto idle_timeout = std::chrono::milliseconds(x.state->config.timeouts.idle_ms);
+  const auto idle_timeout = std::chrono::milliseconds(route.timeouts.idle_ms);
   x.status = static_cast<int>(upstream.result_int());
 
   enum class Framing { kLength, kChunked, kClose };
@@ -712,7 +967,7 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
     fillResponseHeaders(upstream.base(), stream.response_headers);
     stream.response_code = static_cast<uint32_t>(x.status);
     auto status = co_await settle(x, x.chain->onResponseHeaders(parser.is_done()));
-    if (co_await answerChain(x, status)) co_return;  // the upstream answer is dropped
+    if (co_await answerChain(x, status)) co_return true;  // the upstream answer is dropped
     for (const auto& [name, value] : stream.response_headers) {
       if (name == ":status") {
         unsigned code = 0;
@@ -759,7 +1014,7 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
   if (ec) {
     x.keep_alive = false;
     x.client.stream.expires_never();
-    co_return;
+    co_return true;
   }
 
   // Passes a piece through the response-body plugins; false when the stream must end.
@@ -786,17 +1041,22 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
   std::string transformed;  // reused: what the transform made of the last read
   bool transform_finished = false;
   bool complete = true;
+  bool upstream_ok = true;
   while (!parser.is_done()) {
     parser.get().body().data = buffer.data();
     parser.get().body().size = buffer.size();
-    connection.stream.expires_after(idle_timeout);
+    connection.stream.expires_after(within(x.deadline, route.timeouts.idle_ms));
     std::tie(ec, std::ignore) =
         co_await bhttp::async_read_some(connection.stream, connection.buffer, parser, kNoThrow);
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) {
       // The answer cannot be completed: close the client connection so it sees the truncation.
-      x.error = fmt::format("upstream body: {}", ec.message());
+      x.error = ec == beast::error::timeout && Clock::now() >= x.deadline
+                    ? fmt::format("the route's total timeout ({} ms) ended the answer",
+                                  route.timeouts.total_ms)
+                    : fmt::format("upstream body: {}", ec.message());
       complete = false;
+      upstream_ok = x.client.watch->client_gone;
       break;
     }
     const size_t got = buffer.size() - parser.get().body().size;
@@ -806,6 +1066,7 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
       if (!transform->feed(piece, transformed)) {
         x.error = "the upstream answer could not be transformed (too large or malformed)";
         complete = false;
+        upstream_ok = false;
         break;
       }
       if (parser.is_done()) {
@@ -853,6 +1114,7 @@ Task<void> ProxyHandler::relay(Exchange& x, UpstreamConnection& connection,
     if (ec) x.keep_alive = false;
   }
   x.client.stream.expires_never();
+  co_return upstream_ok;
 }
 
 Task<void> ProxyHandler::listModels(Exchange& x) {
@@ -861,7 +1123,7 @@ Task<void> ProxyHandler::listModels(Exchange& x) {
   std::map<std::string, std::string, std::less<>> models;
   for (const auto& route : config.routes) {
     for (const auto& model : route.models) {
-      if (!model.ends_with('*')) models.emplace(model, route.provider);
+      if (!model.ends_with('*')) models.emplace(model, route.provider());
     }
   }
   const auto timeout =
@@ -873,7 +1135,7 @@ Task<void> ProxyHandler::listModels(Exchange& x) {
     for (const auto& endpoint : provider.endpoints) {
       auto [ec, connection] =
           co_await pool_.acquire(endpoint, std::chrono::milliseconds(config.timeouts.connect_ms),
-                                 x.state->providers[index].tls.get());
+                                 x.state->providers[index]->tls.get());
       if (ec) continue;
       bhttp::request<bhttp::empty_body> request{
           bhttp::verb::get, type.target(providers::Capability::kModels, provider, endpoint, ""),

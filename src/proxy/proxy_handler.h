@@ -3,6 +3,8 @@
 // Private to src/proxy: includes Asio/Beast.
 
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -40,9 +42,26 @@ class ProxyHandler {
  private:
   struct Exchange;
 
+  enum class Attempt { kAnswered, kFailed, kClientGone };
+
   http::Task<void> proxy(Exchange& x);
-  http::Task<void> forward(Exchange& x, Request& upstream_request);
-  http::Task<void> relay(Exchange& x, http::UpstreamConnection& connection, UpstreamParser& parser);
+  // Sends the request to a worker of the route's pool, retrying and falling back as the route
+  // says, and relays the answer; or answers the error.
+  http::Task<void> forward(Exchange& x, size_t route_index);
+  std::optional<size_t> pickWorker(Exchange& x, const config::Route& route, const RoutePool& pool,
+                                   std::span<const EndpointRuntime* const> tried,
+                                   std::string_view prompt);
+  // Builds the request for provider `provider_index` (dialect, model, body, headers).
+  std::optional<ApiError> prepareUpstream(Exchange& x, size_t provider_index, Request& upstream,
+                                          bool keep_client_body);
+  // One try on worker `index`. With `may_retry`, a retryable answer is dropped (kFailed) rather
+  // than relayed; `last_error` says what failed.
+  http::Task<Attempt> tryEndpoint(Exchange& x, Request& upstream_request,
+                                  const config::Route& route, const RoutePool& pool, size_t index,
+                                  bool may_retry, ApiError& last_error);
+  // Relays the answer; false when the upstream failed it (a broken or malformed body).
+  http::Task<bool> relay(Exchange& x, const config::Route& route,
+                         http::UpstreamConnection& connection, UpstreamParser& parser);
   // Writes one piece of a response body in the client's framing; false when the client is gone.
   static http::Task<bool> writeBody(Exchange& x, bool chunked, std::string_view piece);
   http::Task<void> listModels(Exchange& x);
@@ -63,7 +82,6 @@ class ProxyHandler {
   AccessLog& access_log_;
   std::shared_ptr<const GatewayState> state_;
   const wasm::ThreadPlugins* plugins_ = nullptr;
-  std::vector<size_t> next_endpoint_;  // round-robin cursor per provider
   std::vector<size_t> next_token_;     // round-robin cursor per provider
 };
 

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <algorithm>
+
 namespace sluice::proxy {
 namespace {
 
@@ -69,6 +71,72 @@ tl::expected<RequestFields, ApiError> parseRequestFields(std::string& body) {
                                         "the request body must name a \"model\""});
   }
   return fields;
+}
+
+namespace {
+
+// Appends a string, or the "text" of each part of an array of content parts.
+void appendText(simdjson::ondemand::value value, std::string& out, size_t limit) {
+  using namespace simdjson;
+  std::string_view text;
+  if (value.get_string().get(text) == SUCCESS) {
+    out.append(text.substr(0, limit - std::min(limit, out.size())));
+    out += '\n';
+    return;
+  }
+  ondemand::array parts;
+  if (value.get_array().get(parts) != SUCCESS) return;
+  for (auto part : parts) {
+    if (out.size() >= limit) return;
+    ondemand::object object;
+    std::string_view piece;
+    if (part.get_string().get(piece) == SUCCESS) {  // "prompt": ["a", "b"]
+      out.append(piece.substr(0, limit - out.size()));
+      out += '\n';
+    } else if (part.get_object().get(object) == SUCCESS &&
+               object["text"].get_string().get(piece) == SUCCESS) {
+      out.append(piece.substr(0, limit - out.size()));
+      out += '\n';
+    }
+  }
+}
+
+}  // namespace
+
+std::string promptText(std::string& body, size_t limit) {
+  using namespace simdjson;
+  std::string out;
+  if (body.capacity() - body.size() < SIMDJSON_PADDING)
+    body.reserve(body.size() + SIMDJSON_PADDING);
+  thread_local ondemand::parser parser;
+  ondemand::document doc;
+  ondemand::object object;
+  if (parser.iterate(padded_string_view(body.data(), body.size(), body.capacity())).get(doc) ||
+      doc.get_object().get(object)) {
+    return out;
+  }
+  for (auto field : object) {
+    if (out.size() >= limit) break;
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return out;
+    if (key == "system" || key == "prompt" || key == "input") {
+      ondemand::value value;
+      if (field.value().get(value) == SUCCESS) appendText(value, out, limit);
+    } else if (key == "messages") {
+      ondemand::array messages;
+      if (field.value().get_array().get(messages) != SUCCESS) continue;
+      for (auto message : messages) {
+        if (out.size() >= limit) break;
+        ondemand::object item;
+        ondemand::value content;
+        if (message.get_object().get(item) == SUCCESS && item["content"].get(content) == SUCCESS) {
+          appendText(content, out, limit);
+        }
+      }
+    }
+  }
+  if (out.size() > limit) out.resize(limit);
+  return out;
 }
 
 }  // namespace sluice::proxy

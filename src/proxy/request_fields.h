@@ -19,4 +19,9 @@ struct RequestFields {
 // are never changed. Invalid JSON, a missing or non-string model give a 400 ApiError.
 tl::expected<RequestFields, ApiError> parseRequestFields(std::string& body);
 
+// The prompt text of a request, for cache-aware routing: system prompt and message contents
+// (text parts only) of chat and Anthropic messages requests, or `prompt` / `input`, joined by
+// newlines and cut at `limit` bytes. Empty when the body has none (or is not valid JSON).
+std::string promptText(std::string& body, size_t limit);
+
 }  // namespace sluice::proxy

@@ -35,7 +35,7 @@ TEST(Config, ParsesTheQuickStartExample) {
   ASSERT_EQ(provider.api_tokens.size(), 1u);
   EXPECT_EQ(provider.api_tokens[0], "sk-secret");
   ASSERT_EQ(config->routes.size(), 1u);
-  EXPECT_EQ(config->routes[0].provider_index, 0u);
+  EXPECT_EQ(config->routes[0].providerIndex(), 0u);
   EXPECT_EQ(config->routes[0].name, "route0");
 }
 
