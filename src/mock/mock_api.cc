@@ -1148,6 +1148,32 @@ void writeRerankBody(const RerankRequest& request, uint64_t sequence, std::strin
   w.endObject();
 }
 
+std::string parseHealthStatus(const std::string& body, int& status) {
+  int64_t value = -1;
+  bool has_status = false;
+  auto message = parseObject(body, [&](std::string_view key, od::value field) -> std::string {
+    if (key != "status") return validateOrReport(field);
+    has_status = true;
+    if (field.get_int64().get(value)) return "status must be an integer";
+    return {};
+  });
+  if (!message.empty()) return message;
+  if (!has_status) return "status is required";
+  if (value < kMinHealthStatus || value > kMaxHealthStatus) {
+    return "status must be in [" + std::to_string(kMinHealthStatus) + ", " +
+           std::to_string(kMaxHealthStatus) + "]";
+  }
+  status = static_cast<int>(value);
+  return {};
+}
+
+void writeHealthBody(int status, std::string& out) {
+  JsonWriter w(out);
+  w.beginObject();
+  w.key("status").value(status >= 200 && status < 300 ? "ok" : "unhealthy");
+  w.endObject();
+}
+
 void writeModelsBody(std::string& out) {
   static constexpr std::string_view kModels[] = {"mock-model", "mock-large", "mock-embedding",
                                                  "mock-rerank"};

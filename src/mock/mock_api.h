@@ -136,4 +136,15 @@ void writeRerankBody(const RerankRequest& request, uint64_t sequence, std::strin
 
 void writeModelsBody(std::string& out);
 
+// The status GET /health answers can be set to: 1xx is not a final answer, so 200-599.
+inline constexpr int kMinHealthStatus = 200;
+inline constexpr int kMaxHealthStatus = 599;
+
+// Body of POST /mock/health, {"status": N} with N in [kMinHealthStatus, kMaxHealthStatus];
+// returns an empty string on success, else the message of the 400 answer.
+std::string parseHealthStatus(const std::string& body, int& status);
+
+// Body of GET /health: {"status":"ok"} for a 2xx status, {"status":"unhealthy"} otherwise.
+void writeHealthBody(int status, std::string& out);
+
 }  // namespace sluice::mock

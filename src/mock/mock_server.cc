@@ -26,7 +26,13 @@
 //                      configured key},"unauthorized","rejected"}
 //   GET  /mock/last   {"method","target","headers":{lowercased name: value},"body": raw text}
 //                     of the last non-/mock request; 404 before the first one
-//   POST /mock/reset  zeroes the counters (not active_streams) and forgets the last request
+//   POST /mock/reset  zeroes the counters (not active_streams), forgets the last request and
+//                     makes GET /health answer 200 again
+//   GET  /health      what health checks probe: 200 {"status":"ok"}, or the status set by
+//                     POST /mock/health ({"status":"ok"} for 2xx, else {"status":"unhealthy"};
+//                     no body for 204 and 304)
+//   POST /mock/health {"status": NNN} (200-599) makes later GET /health answer NNN;
+//                     {"status": 200} restores; answers {"status": NNN}
 // Request headers that shape one answer:
 //   x-mock-tokens: N          answer length instead of --tokens (max_tokens still caps it)
 //   x-mock-token-delay-ms: N  pause before each streamed token instead of --token-delay-ms
@@ -191,8 +197,13 @@ class MockState {
     // The previous request (now in `request`) is freed outside the lock.
   }
 
+  // The status GET /health answers (POST /mock/health).
+  int healthStatus() const { return health_status_.load(kRelaxed); }
+  void setHealthStatus(int status) { health_status_.store(status, kRelaxed); }
+
   void reset() {
     for (size_t i = 0; i < keys_.size(); ++i) key_counts_[i] = 0;
+    health_status_ = 200;
     unauthorized_ = 0;
     rejected_ = 0;
     requests_ = 0;
@@ -280,6 +291,7 @@ class MockState {
   std::atomic<uint64_t> streams_completed_{0};
   std::atomic<uint64_t> streams_cancelled_{0};
   std::atomic<int64_t> active_streams_{0};
+  std::atomic<int> health_status_{200};
   std::mutex last_mutex_;
   std::shared_ptr<const Request> last_;
 };
@@ -428,6 +440,7 @@ class Connection {
     std::string_view path = req.target();
     path = path.substr(0, path.find('?'));
     if (path.starts_with("/mock/")) co_return co_await handleControl(req, path);
+    if (path == "/health") co_return co_await handleHealth(req);
 
     state_.countRequest();
     state_.recordLast(request);
@@ -567,11 +580,28 @@ class Connection {
     } else if (path == "/mock/reset" && req.method() == http::verb::post) {
       state_.reset();
       state_.writeStats(body_);
+    } else if (path == "/mock/health" && req.method() == http::verb::post) {
+      int status = 0;
+      auto message = parseHealthStatus(req.body(), status);
+      if (!message.empty()) co_return co_await respondError(Dialect::kOpenAiChat, 400, message);
+      state_.setHealthStatus(status);
+      JsonWriter(body_).beginObject().key("status").value(status).endObject();
     } else {
       const std::string message = "unknown mock endpoint " + std::string(path);
       co_return co_await respondError(Dialect::kOpenAiChat, 404, message);
     }
     co_return co_await respond(200, "application/json");
+  }
+
+  // Like the /mock/ endpoints: not counted, not recorded, no key needed, not delayed.
+  awaitable<bool> handleHealth(const Request& req) {
+    if (req.method() != http::verb::get) {
+      co_return co_await respondError(Dialect::kOpenAiChat, 405, "use GET");
+    }
+    const int status = state_.healthStatus();
+    body_.clear();
+    if (status != 204 && status != 304) writeHealthBody(status, body_);
+    co_return co_await respond(status, "application/json");
   }
 
   void writeHead(int status, std::string_view content_type, std::optional<size_t> length) {
@@ -584,8 +614,11 @@ class Connection {
     head_ += "\r\nContent-Type: ";
     head_ += content_type;
     if (length) {
-      head_ += "\r\nContent-Length: ";
-      head_ += std::to_string(*length);
+      // 204 and 304 answers have no body and must not announce one.
+      if (status != 204 && status != 304) {
+        head_ += "\r\nContent-Length: ";
+        head_ += std::to_string(*length);
+      }
     } else {
       head_ += "\r\nCache-Control: no-cache";
       if (chunked_) head_ += "\r\nTransfer-Encoding: chunked";

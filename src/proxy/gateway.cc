@@ -9,7 +9,10 @@
 #include <thread>
 #include <unordered_set>
 
+#include "admin/admin_server.h"
+#include "proxy/health_checker.h"
 #include "proxy/proxy_handler.h"
+#include "proxy/worker_admin.h"
 #include "wasm/plugin_set.h"
 #include "wasm/wasm_vm.h"
 
@@ -311,14 +314,38 @@ int runGateway(const config::Config& config) {
     return 1;
   }
 
+  // The control thread (this one): signals, active health checks, the admin listener.
   asio::io_context main_io;
   asio::signal_set signals(main_io, SIGINT, SIGTERM);
+  ControlPlane control{state, [&workers](std::shared_ptr<const GatewayState> next) {
+                         for (auto& worker : workers) worker.setState(next);
+                       }};
+  HealthChecker health_checker(main_io, [&control] { return control.current; });
+  std::unique_ptr<admin::AdminServer> admin_server;
+  if (config.admin.port != 0) {
+    admin_server = std::make_unique<admin::AdminServer>(main_io, config.admin.token);
+    addWorkerApi(*admin_server, control);
+    if (auto listening = admin_server->listen(config.admin.host, config.admin.port); !listening) {
+      spdlog::error("cannot listen for the admin API on {}:{}: {}", config.admin.host,
+                    config.admin.port, listening.error());
+      return 1;
+    }
+  }
   for (auto& worker : workers) worker.start();
+  health_checker.start();
   spdlog::info("sluice listening on {}:{} with {} threads", config.listen_host, config.listen_port,
                config.threads);
+  if (admin_server) {
+    spdlog::info("admin API on {}:{}", config.admin.host, admin_server->boundPort());
+  }
 
   int received = 0;
-  signals.async_wait([&](const beast::error_code&, int signal) { received = signal; });
+  signals.async_wait([&](const beast::error_code&, int signal) {
+    received = signal;
+    health_checker.stop();
+    if (admin_server) admin_server->stop();
+    main_io.stop();
+  });
   main_io.run();
 
   spdlog::info("signal {}: draining (up to {} ms)", received, config.timeouts.drain_ms);

@@ -170,4 +170,90 @@ tl::expected<std::shared_ptr<const GatewayState>, std::string> buildGatewayState
   return std::shared_ptr<const GatewayState>(std::move(state));
 }
 
+namespace {
+
+// A label value with \\, " and newlines escaped, as the exposition format requires.
+std::string label(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+void appendRoutingMetrics(const GatewayState& state, std::string& out) {
+  auto it = std::back_inserter(out);
+  const auto load = [](const std::atomic<uint64_t>& value) {
+    return value.load(std::memory_order_relaxed);
+  };
+  const auto& routes = state.config.routes;
+  fmt::format_to(it, "# HELP sluice_balancer_picks_total Balancer decisions by reason.\n"
+                     "# TYPE sluice_balancer_picks_total counter\n");
+  for (size_t r = 0; r < routes.size(); ++r) {
+    const auto& counters = *state.pools[r].counters;
+    for (size_t reason = 0; reason < routing::kPickReasons; ++reason) {
+      const auto count = load(counters.picks[reason]);
+      if (count == 0) continue;
+      fmt::format_to(it, "sluice_balancer_picks_total{{route=\"{}\",policy=\"{}\",reason=\"{}\"}} {}\n",
+                     label(routes[r].name), routes[r].policy,
+                     routing::pickReasonName(static_cast<routing::PickReason>(reason)), count);
+    }
+  }
+  const std::pair<const char*, std::atomic<uint64_t> RouteCounters::*> route_series[] = {
+      {"sluice_upstream_retries_total", &RouteCounters::retries},
+      {"sluice_upstream_retries_denied_total", &RouteCounters::retries_denied},
+      {"sluice_route_fallbacks_total", &RouteCounters::fallbacks},
+      {"sluice_route_no_healthy_upstream_total", &RouteCounters::no_healthy},
+  };
+  for (const auto& [name, member] : route_series) {
+    fmt::format_to(it, "# TYPE {} counter\n", name);
+    for (size_t r = 0; r < routes.size(); ++r) {
+      fmt::format_to(it, "{}{{route=\"{}\"}} {}\n", name, label(routes[r].name),
+                     load((*state.pools[r].counters).*member));
+    }
+  }
+
+  const auto now = routing::steadyNowMs();
+  fmt::format_to(it, "# HELP sluice_upstream_state Endpoint state: 1 for the current one.\n"
+                     "# TYPE sluice_upstream_state gauge\n");
+  for (const auto& list : state.endpoints) {
+    for (const auto& endpoint : list) {
+      const auto current = endpoint->health.state(now);
+      for (auto candidate : {routing::EndpointHealth::State::kHealthy,
+                             routing::EndpointHealth::State::kUnhealthy,
+                             routing::EndpointHealth::State::kOpen,
+                             routing::EndpointHealth::State::kHalfOpen}) {
+        fmt::format_to(it, "sluice_upstream_state{{endpoint=\"{}\",provider=\"{}\",state=\"{}\"}} {}\n",
+                       label(endpoint->id), label(endpoint->provider),
+                       routing::stateName(candidate), candidate == current ? 1 : 0);
+      }
+    }
+  }
+  const auto endpoint_series = [&](const char* name, const char* type, auto value) {
+    fmt::format_to(it, "# TYPE {} {}\n", name, type);
+    for (const auto& list : state.endpoints) {
+      for (const auto& endpoint : list) {
+        fmt::format_to(it, "{}{{endpoint=\"{}\",provider=\"{}\"}} {}\n", name, label(endpoint->id),
+                       label(endpoint->provider), value(*endpoint));
+      }
+    }
+  };
+  endpoint_series("sluice_upstream_outstanding_requests", "gauge", [](const EndpointRuntime& e) {
+    return uint64_t{e.outstanding.load(std::memory_order_relaxed)};
+  });
+  endpoint_series("sluice_upstream_attempts_total", "counter",
+                  [&](const EndpointRuntime& e) { return load(e.requests); });
+  endpoint_series("sluice_upstream_failures_total", "counter",
+                  [&](const EndpointRuntime& e) { return load(e.failures); });
+  endpoint_series("sluice_upstream_breaker_opens_total", "counter",
+                  [](const EndpointRuntime& e) { return e.health.breakerOpens(); });
+}
+
 }  // namespace sluice::proxy

@@ -47,8 +47,7 @@ struct EndpointRuntime {
 
 // Counters of one route's routing decisions, for /metrics.
 struct RouteCounters {
-  static constexpr size_t kReasons = 9;  // routing::PickReason values
-  std::array<std::atomic<uint64_t>, kReasons> picks{};
+  std::array<std::atomic<uint64_t>, routing::kPickReasons> picks{};  // by routing::PickReason
   std::atomic<uint64_t> retries{0};
   std::atomic<uint64_t> retries_denied{0};  // wanted, but over the retry budget
   std::atomic<uint64_t> fallbacks{0};
@@ -90,6 +89,9 @@ struct GatewayState {
 // same provider, endpoint or route, so that a change of workers loses nothing.
 tl::expected<std::shared_ptr<const GatewayState>, std::string> buildGatewayState(
     config::Config config, const GatewayState* previous = nullptr);
+
+// Prometheus series of routing: balancer decisions, retries, fallbacks, endpoint health/load.
+void appendRoutingMetrics(const GatewayState& state, std::string& out);
 
 // The id an endpoint of `provider` gets.
 std::string endpointId(std::string_view provider, std::string_view url);

@@ -214,8 +214,9 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
           ApiError{405, "invalid_request_error", "method_not_allowed", "/v1/models requires GET"};
     }
   } else if (x.path == "/metrics" && is_get) {
-    // Prometheus text exposition; today the metrics plugins define (proxy_define_metric).
+    // Prometheus text exposition: routing, and the metrics plugins define.
     std::string body;
+    appendRoutingMetrics(*x.state, body);
     wasm::sharedState().metrics.appendPrometheus(body);
     co_await respond(x, bhttp::status::ok, std::move(body), "text/plain; version=0.0.4");
   } else if (x.path == "/health" && is_get) {

@@ -78,4 +78,12 @@ BalancingPolicyPtr createBalancingPolicy(std::string_view name, const BalancerOp
   return nullptr;
 }
 
+std::string_view pickReasonName(PickReason reason) {
+  static constexpr std::string_view kNames[kPickReasons] = {
+      "policy",    "no_eligible_worker", "hash_owner",       "hash_spill",     "hash_no_key",
+      "cache_hit", "cache_miss",         "cache_imbalanced", "cache_no_prompt"};
+  const auto index = static_cast<size_t>(reason);
+  return index < kPickReasons ? kNames[index] : "unknown";
+}
+
 }  // namespace sluice::routing

@@ -68,6 +68,10 @@ enum class PickReason : uint8_t {
   kCacheNoPrompt,     // cache_aware: the request carried no prompt text; least loaded instead
 };
 
+// The reason's label in metrics: "policy", "no_eligible_worker", "hash_owner", ...
+std::string_view pickReasonName(PickReason reason);
+inline constexpr size_t kPickReasons = 9;
+
 struct PickTrace {
   PickReason reason = PickReason::kPolicy;
   double cache_match = 0;  // cache_aware: longest match found / prompt characters

@@ -248,6 +248,49 @@ describe('mock upstream', { timeout: 60_000 }, () => {
     assert.equal(generate.json.meta_info.completion_tokens, 2);
   });
 
+  test('GET /health: 200, or the status POST /mock/health sets; reset restores 200', async () => {
+    const health = async () => {
+      const res = await fetchWithTimeout(`${mock.url}/health`);
+      return { status: res.status, json: await res.json() };
+    };
+    const setHealth = (body) => postJson(`${mock.url}/mock/health`, body);
+    await mock.reset();
+    assert.deepEqual(await health(), { status: 200, json: { status: 'ok' } });
+
+    const set = await setHealth({ status: 503 });
+    assert.equal(set.status, 200, set.text);
+    assert.deepEqual(set.json, { status: 503 });
+    for (let i = 0; i < 2; i++) {
+      assert.deepEqual(await health(), { status: 503, json: { status: 'unhealthy' } });
+    }
+    assert.equal((await setHealth({ status: 200 })).status, 200);
+    assert.deepEqual(await health(), { status: 200, json: { status: 'ok' } });
+
+    await setHealth({ status: 500 });
+    assert.equal((await health()).status, 500);
+    await mock.reset();
+    assert.equal((await health()).status, 200, '/mock/reset makes /health answer 200 again');
+
+    for (const bad of [
+      { status: 99 },
+      { status: 600 },
+      { status: '503' },
+      {},
+      '[503]',
+      '{"status":',
+    ]) {
+      const refused = await setHealth(bad);
+      assert.equal(refused.status, 400, `${JSON.stringify(bad)}: ${refused.text}`);
+      assert.ok(isOpenAiError(refused.json));
+    }
+    assert.equal((await health()).status, 200, 'a refused setting changes nothing');
+    const wrongMethod = await postJson(`${mock.url}/health`, {});
+    assert.equal(wrongMethod.status, 405);
+
+    const stats = await mock.stats();
+    assert.equal(stats.requests, 0, 'health probes are not counted as API requests');
+  });
+
   const WEATHER_TOOL_ANTHROPIC = {
     name: 'get_weather',
     description: 'Weather of a city',
@@ -423,6 +466,10 @@ describe('mock keys and TLS', { timeout: 60_000 }, () => {
     assert.equal(anthropic.status, 401);
     assert.equal(anthropic.json.type, 'error');
     assert.equal(anthropic.json.error.type, 'authentication_error');
+
+    const health = await fetchWithTimeout(`${mock.url}/health`);
+    assert.equal(health.status, 200, '/health needs no key');
+    await health.arrayBuffer();
 
     const stats = await mock.stats();
     assert.deepEqual(stats.keys, { 'good-1': 2, 'good-2': 1, limited: 1 });

@@ -1,0 +1,26 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "proxy/gateway_state.h"
+
+namespace sluice::admin {
+class AdminServer;
+}
+
+namespace sluice::proxy {
+
+// The control thread's view of the configuration: the current snapshot, and how a new one
+// reaches every worker thread. Only the control thread touches it.
+struct ControlPlane {
+  std::shared_ptr<const GatewayState> current;
+  std::function<void(std::shared_ptr<const GatewayState>)> publish;
+};
+
+// GET/POST /workers, DELETE /workers/{id} and GET /health on the admin listener. A change builds
+// a new snapshot that keeps every other endpoint's state, and applies from each thread's next
+// request; requests in flight finish on the endpoints they started with.
+void addWorkerApi(admin::AdminServer& server, ControlPlane& control);
+
+}  // namespace sluice::proxy
