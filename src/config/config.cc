@@ -732,7 +732,8 @@ void validateReferences(Reader& reader, const YAML::Node& root, Config& config) 
     auto& route = config.routes[i];
     if (route.name.empty()) route.name = fmt::format("route{}", i);
     if (!route_names.insert(route.name).second) {
-      reader.error(root["routes"][i]["name"], fmt::format("routes[{}].name", i),
+      const auto node = root["routes"][i];
+      reader.error(node["name"] ? node["name"] : node, fmt::format("routes[{}].name", i),
                    fmt::format("duplicate route name \"{}\"", route.name));
     }
     for (size_t t = 0; t < route.targets.size(); ++t) {
@@ -746,9 +747,11 @@ void validateReferences(Reader& reader, const YAML::Node& root, Config& config) 
         }
       }
       if (!found) {
-        const auto node = root["routes"][i]["provider"] ? root["routes"][i]["provider"]
-                                                        : root["routes"][i]["targets"][t];
-        reader.error(node, fmt::format("routes[{}].provider", i),
+        const auto route_node = root["routes"][i];
+        const bool single = static_cast<bool>(route_node["provider"]);
+        reader.error(single ? route_node["provider"] : route_node["targets"][t]["provider"],
+                     single ? fmt::format("routes[{}].provider", i)
+                            : fmt::format("routes[{}].targets[{}].provider", i, t),
                      fmt::format("no provider with id \"{}\"", target.provider));
       }
     }

@@ -651,7 +651,12 @@ std::optional<size_t> ProxyHandler::pickWorker(Exchange& x, const config::Route&
           .outstanding = &worker.endpoint->outstanding,
       });
     }
-    if (auto picked = pool.policy->pick(context, workers)) {
+    // A retry takes the least loaded worker not tried yet rather than the policy's next
+    // choice: the policy's rule already pointed at a worker that failed, and a round-robin
+    // turn spent on a retry would send the next request to that worker again.
+    thread_local const auto least_loaded = routing::createBalancingPolicy("least_load", {});
+    auto& policy = tried.empty() ? *pool.policy : *least_loaded;
+    if (auto picked = policy.pick(context, workers)) {
       pool.counters->picks[static_cast<size_t>(trace.reason)].fetch_add(
           1, std::memory_order_relaxed);
       return picked;
@@ -685,7 +690,7 @@ Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
   if (first_route.timeouts.total_ms > 0) {
     x.deadline = x.start + std::chrono::milliseconds(first_route.timeouts.total_ms);
   }
-  state.pools[route_index].budget->onRequest();
+  state.pools[route_index].budget->onRequest(routing::steadyNowMs());
 
   Request upstream_request;
   std::optional<size_t> prepared;  // the provider upstream_request is built for
@@ -712,7 +717,8 @@ Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
       }
       any_candidate = true;
       const auto& worker = pool.workers[*picked];
-      if (!worker.endpoint->health.admit(routing::steadyNowMs())) {
+      const auto admission = worker.endpoint->health.admit(routing::steadyNowMs());
+      if (admission == routing::EndpointHealth::Admission::kRefused) {
         // Another request holds this endpoint's half-open probe.
         tried.push_back(worker.endpoint);
         if (++refused > pool.workers.size()) break;
@@ -721,44 +727,45 @@ Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
       if (prepared != worker.provider_index) {
         if (auto error = prepareUpstream(x, worker.provider_index, upstream_request,
                                          several_providers)) {
-          worker.endpoint->health.onNeutral();
+          worker.endpoint->health.onNeutral(admission == routing::EndpointHealth::Admission::kProbe);
           co_return co_await fail(x, std::move(*error));
         }
         prepared = worker.provider_index;
       }
       ++attempts;
-      const bool more = (attempts < route.retry.attempts || r + 1 < routes.size()) &&
-                        Clock::now() < x.deadline &&
-                        pool.budget->canRetry(routing::steadyNowMs());
-      const auto outcome =
-          co_await tryEndpoint(x, upstream_request, route, pool, *picked, more, last_error);
+      // The budget bounds retries within a pool; a fallback route is another pool.
+      const bool time_left = Clock::now() < x.deadline;
+      const bool attempts_left = attempts < route.retry.attempts && time_left;
+      const bool pool_retry = attempts_left && pool.budget->canRetry(routing::steadyNowMs());
+      const bool fallback_left = r + 1 < routes.size() && time_left;
+      const bool probe = admission == routing::EndpointHealth::Admission::kProbe;
+      const auto outcome = co_await tryEndpoint(x, upstream_request, route, pool, *picked, probe,
+                                                pool_retry || fallback_left, last_error);
       if (outcome == Attempt::kAnswered) {
         if (!several_providers) x.request.body() = std::move(upstream_request.body());
         co_return;
       }
       if (outcome == Attempt::kClientGone || watch.client_gone) co_return;
       tried.push_back(worker.endpoint);
-      if (!more) break;
-      if (!pool.budget->tryRetry(routing::steadyNowMs())) {
-        pool.counters->retries_denied.fetch_add(1, std::memory_order_relaxed);
-        r = routes.size();  // over budget: no fallback either
+      if (!pool_retry || !pool.budget->tryRetry(routing::steadyNowMs())) {
+        if (attempts_left) pool.counters->retries_denied.fetch_add(1, std::memory_order_relaxed);
+        if (fallback_left) ++x.retries;  // the next route's pool gets the request
+        else r = routes.size();
         break;
       }
       pool.counters->retries.fetch_add(1, std::memory_order_relaxed);
       ++x.retries;
-      if (attempts < route.retry.attempts) {
-        // Exponential backoff with jitter: a random wait in [d/2, d].
-        const uint64_t base = route.retry.backoff_base_ms;
-        const uint64_t delay = std::min<uint64_t>(route.retry.backoff_max_ms,
-                                                  base << std::min<uint32_t>(attempts - 1, 20));
-        const auto wait = std::chrono::milliseconds(
-            delay / 2 + routing::Random::forThisThread().below(delay / 2 + 1));
-        if (wait.count() > 0) {
-          asio::steady_timer timer(x.client.stream.get_executor());
-          timer.expires_after(std::min<Clock::duration>(wait, x.deadline - Clock::now()));
-          co_await timer.async_wait(kNoThrow);
-          if (watch.client_gone) co_return;
-        }
+      // Exponential backoff with jitter: a random wait in [d/2, d].
+      const uint64_t base = route.retry.backoff_base_ms;
+      const uint64_t delay = std::min<uint64_t>(route.retry.backoff_max_ms,
+                                                base << std::min<uint32_t>(attempts - 1, 20));
+      const auto wait =
+          std::chrono::milliseconds(delay / 2 + routing::Random::forThisThread().below(delay / 2 + 1));
+      if (wait.count() > 0) {
+        asio::steady_timer timer(x.client.stream.get_executor());
+        timer.expires_after(std::min<Clock::duration>(wait, x.deadline - Clock::now()));
+        co_await timer.async_wait(kNoThrow);
+        if (watch.client_gone) co_return;
       }
       if (Clock::now() >= x.deadline) break;
     }
@@ -789,7 +796,8 @@ Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
 Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upstream_request,
                                                       const config::Route& route,
                                                       const RoutePool& pool, size_t index,
-                                                      bool may_retry, ApiError& last_error) {
+                                                      bool probe, bool may_retry,
+                                                      ApiError& last_error) {
   const auto& provider = *x.provider;
   const auto& worker = pool.workers[index];
   auto& health = worker.endpoint->health;
@@ -800,7 +808,8 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
   WorkerLoad load(pool, index, context);
   auto failed = [&] {
     worker.endpoint->failures.fetch_add(1, std::memory_order_relaxed);
-    health.onFailure(routing::steadyNowMs(), outlier.consecutive_failures, outlier.cooldown_ms);
+    health.onFailure(probe, routing::steadyNowMs(), outlier.consecutive_failures,
+                     outlier.cooldown_ms);
   };
 
   const auto provider_index = worker.provider_index;
@@ -832,7 +841,7 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
   // way to the next token.
   for (int round = 0; round < 2 + static_cast<int>(tried.size()) && !ec; ++round) {
     if (watch.client_gone) {
-      health.onNeutral();
+      health.onNeutral(probe);
       co_return Attempt::kClientGone;
     }
     watch.upstream = &connection->stream.tcp();
@@ -867,7 +876,7 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
       // Another endpoint gets the request; this answer is dropped with its connection.
       watch.upstream = nullptr;
       if (status == 429) {
-        health.onNeutral();
+        health.onNeutral(probe);
       } else {
         failed();
       }
@@ -883,9 +892,9 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
       if (!upstream_ok || (status >= 500 && status != 501)) {
         failed();
       } else if (watch.client_gone) {
-        health.onNeutral();
+        health.onNeutral(probe);
       } else {
-        health.onSuccess();
+        health.onSuccess(probe);
       }
       if (parser.is_done() && parser.keep_alive() && !watch.client_gone) {
         connection->stream.expires_never();
@@ -895,7 +904,7 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
     }
     watch.upstream = nullptr;
     if (watch.client_gone) {
-      health.onNeutral();
+      health.onNeutral(probe);
       co_return Attempt::kClientGone;
     }
     if (ec == beast::error::timeout) {

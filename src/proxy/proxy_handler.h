@@ -54,11 +54,11 @@ class ProxyHandler {
   // Builds the request for provider `provider_index` (dialect, model, body, headers).
   std::optional<ApiError> prepareUpstream(Exchange& x, size_t provider_index, Request& upstream,
                                           bool keep_client_body);
-  // One try on worker `index`. With `may_retry`, a retryable answer is dropped (kFailed) rather
-  // than relayed; `last_error` says what failed.
+  // One try on worker `index` (`probe`: the half-open breaker's probe). With `may_retry`, a
+  // retryable answer is dropped (kFailed) rather than relayed; `last_error` says what failed.
   http::Task<Attempt> tryEndpoint(Exchange& x, Request& upstream_request,
                                   const config::Route& route, const RoutePool& pool, size_t index,
-                                  bool may_retry, ApiError& last_error);
+                                  bool probe, bool may_retry, ApiError& last_error);
   // Relays the answer; false when the upstream failed it (a broken or malformed body).
   http::Task<bool> relay(Exchange& x, const config::Route& route,
                          http::UpstreamConnection& connection, UpstreamParser& parser);

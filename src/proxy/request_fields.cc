@@ -75,37 +75,46 @@ tl::expected<RequestFields, ApiError> parseRequestFields(std::string& body) {
 
 namespace {
 
-// Appends a string, or the "text" of each part of an array of content parts.
-void appendText(simdjson::ondemand::value value, std::string& out, size_t limit) {
+// Appends a string, or the "text" of each part of an array of content parts; false on
+// malformed JSON.
+bool appendText(simdjson::ondemand::value value, std::string& out, size_t limit) {
   using namespace simdjson;
-  std::string_view text;
-  if (value.get_string().get(text) == SUCCESS) {
+  auto append = [&](std::string_view text) {
     out.append(text.substr(0, limit - std::min(limit, out.size())));
     out += '\n';
-    return;
+  };
+  ondemand::json_type type;
+  if (value.type().get(type)) return false;
+  if (type == ondemand::json_type::string) {
+    std::string_view text;
+    if (value.get_string().get(text)) return false;
+    append(text);
+    return true;
   }
+  if (type != ondemand::json_type::array) return true;  // other shapes carry no prompt text
   ondemand::array parts;
-  if (value.get_array().get(parts) != SUCCESS) return;
+  if (value.get_array().get(parts)) return false;
   for (auto part : parts) {
-    if (out.size() >= limit) return;
-    ondemand::object object;
+    ondemand::value item;
+    if (part.get(item) || item.type().get(type)) return false;
     std::string_view piece;
-    if (part.get_string().get(piece) == SUCCESS) {  // "prompt": ["a", "b"]
-      out.append(piece.substr(0, limit - out.size()));
-      out += '\n';
-    } else if (part.get_object().get(object) == SUCCESS &&
-               object["text"].get_string().get(piece) == SUCCESS) {
-      out.append(piece.substr(0, limit - out.size()));
-      out += '\n';
+    if (type == ondemand::json_type::string) {  // "prompt": ["a", "b"]
+      if (item.get_string().get(piece)) return false;
+      append(piece);
+    } else if (type == ondemand::json_type::object) {
+      ondemand::object object;
+      if (item.get_object().get(object)) return false;
+      auto text = object.find_field_unordered("text");
+      if (text.error() == SUCCESS && text.get_string().get(piece) == SUCCESS) append(piece);
     }
   }
+  return true;
 }
 
 }  // namespace
 
 std::string promptText(std::string& body, size_t limit) {
   using namespace simdjson;
-  std::string out;
   if (body.capacity() - body.size() < SIMDJSON_PADDING)
     body.reserve(body.size() + SIMDJSON_PADDING);
   thread_local ondemand::parser parser;
@@ -113,28 +122,29 @@ std::string promptText(std::string& body, size_t limit) {
   ondemand::object object;
   if (parser.iterate(padded_string_view(body.data(), body.size(), body.capacity())).get(doc) ||
       doc.get_object().get(object)) {
-    return out;
+    return {};
   }
+  std::string out;
   for (auto field : object) {
-    if (out.size() >= limit) break;
     std::string_view key;
-    if (field.unescaped_key().get(key)) return out;
+    ondemand::value value;
+    if (field.unescaped_key().get(key) || field.value().get(value)) return {};
     if (key == "system" || key == "prompt" || key == "input") {
-      ondemand::value value;
-      if (field.value().get(value) == SUCCESS) appendText(value, out, limit);
+      if (!appendText(value, out, limit)) return {};
     } else if (key == "messages") {
       ondemand::array messages;
-      if (field.value().get_array().get(messages) != SUCCESS) continue;
+      if (value.get_array().get(messages)) continue;
       for (auto message : messages) {
-        if (out.size() >= limit) break;
         ondemand::object item;
-        ondemand::value content;
-        if (message.get_object().get(item) == SUCCESS && item["content"].get(content) == SUCCESS) {
-          appendText(content, out, limit);
-        }
+        if (message.get_object().get(item)) return {};
+        auto content = item.find_field_unordered("content");
+        ondemand::value text;
+        if (content.get(text) == SUCCESS && !appendText(text, out, limit)) return {};
       }
     }
   }
+  const char* rest = nullptr;
+  if (doc.current_location().get(rest) == SUCCESS) return {};  // trailing content
   if (out.size() > limit) out.resize(limit);
   return out;
 }

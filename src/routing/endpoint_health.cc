@@ -11,39 +11,47 @@ int64_t steadyNowMs() {
       .count();
 }
 
-bool EndpointHealth::admit(int64_t now_ms) {
+EndpointHealth::Admission EndpointHealth::admit(int64_t now_ms) {
+  if (!active_healthy_.load(std::memory_order_relaxed)) return Admission::kRefused;
   const auto until = open_until_.load(std::memory_order_acquire);
-  if (until == 0) return true;
-  if (now_ms < until) return false;
+  if (until == 0) return Admission::kAdmitted;
+  if (now_ms < until) return Admission::kRefused;
   bool expected = false;
-  return probing_.compare_exchange_strong(expected, true, std::memory_order_acq_rel);
+  return probing_.compare_exchange_strong(expected, true, std::memory_order_acq_rel)
+             ? Admission::kProbe
+             : Admission::kRefused;
 }
 
-void EndpointHealth::onSuccess() {
+void EndpointHealth::onSuccess(bool probe) {
   failures_.store(0, std::memory_order_relaxed);
-  if (open_until_.load(std::memory_order_relaxed) != 0) {
+  // Any success shows the endpoint works: the breaker closes (a probe still in flight then
+  // reports into a closed breaker, which is harmless).
+  if (probe || open_until_.load(std::memory_order_relaxed) != 0) {
     open_until_.store(0, std::memory_order_release);
     probing_.store(false, std::memory_order_release);
   }
 }
 
-void EndpointHealth::onFailure(int64_t now_ms, uint32_t threshold, uint32_t cooldown_ms) {
+void EndpointHealth::onFailure(bool probe, int64_t now_ms, uint32_t threshold,
+                               uint32_t cooldown_ms) {
   const auto failures = failures_.fetch_add(1, std::memory_order_relaxed) + 1;
   if (threshold == 0) return;
-  const bool probe_failed = probing_.load(std::memory_order_acquire);
-  if (failures >= threshold || probe_failed) {
-    const bool was_closed = open_until_.exchange(now_ms + std::max<uint32_t>(cooldown_ms, 1),
-                                                 std::memory_order_acq_rel) == 0;
-    if (was_closed) breaker_opens_.fetch_add(1, std::memory_order_relaxed);
+  const auto reopen_at = now_ms + std::max<uint32_t>(cooldown_ms, 1);
+  if (probe) {
+    open_until_.store(reopen_at, std::memory_order_release);
     probing_.store(false, std::memory_order_release);
+    return;
+  }
+  int64_t closed = 0;
+  if (failures >= threshold &&
+      open_until_.compare_exchange_strong(closed, reopen_at, std::memory_order_acq_rel)) {
+    breaker_opens_.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
-void EndpointHealth::onNeutral() {
-  // A probe that proved nothing gives the next request the chance.
-  if (open_until_.load(std::memory_order_relaxed) != 0) {
-    probing_.store(false, std::memory_order_release);
-  }
+void EndpointHealth::onNeutral(bool probe) {
+  // A probe that proved nothing gives the next request the turn.
+  if (probe) probing_.store(false, std::memory_order_release);
 }
 
 bool EndpointHealth::onCheck(bool passed, uint32_t healthy_threshold,
@@ -84,43 +92,59 @@ std::string_view stateName(EndpointHealth::State state) {
 }
 
 RetryBudget::RetryBudget(double ratio, uint32_t min_per_second)
-    : deposit_(static_cast<int64_t>(ratio * 1000)),
-      min_per_second_(min_per_second),
-      cap_((10 * int64_t{min_per_second} + 10) * 1000),
-      balance_(0) {}
+    : ratio_(ratio), min_per_second_(min_per_second) {}
 
-void RetryBudget::onRequest() {
-  if (deposit_ == 0) return;
-  // Capped add: a lost race overshoots by one deposit at most, which is harmless.
-  if (balance_.fetch_add(deposit_, std::memory_order_relaxed) + deposit_ > cap_) {
-    balance_.store(cap_, std::memory_order_relaxed);
+RetryBudget::Window& RetryBudget::current(int64_t now_ms) {
+  const int64_t id = now_ms / kWindowMs;
+  auto& window = windows_[id % 2];
+  auto seen = window.id.load(std::memory_order_acquire);
+  if (seen != id && window.id.compare_exchange_strong(seen, id, std::memory_order_acq_rel)) {
+    // This window slot starts over; counts racing with the reset may be lost, which only
+    // makes the budget a little looser or tighter for a moment.
+    window.requests.store(0, std::memory_order_relaxed);
+    window.retries.store(0, std::memory_order_relaxed);
   }
+  return window;
 }
 
-bool RetryBudget::canRetry(int64_t now_ms) const {
-  if (min_per_second_ > 0 && (second_.load(std::memory_order_relaxed) != now_ms / 1000 ||
-                              free_used_.load(std::memory_order_relaxed) < min_per_second_)) {
-    return true;
+void RetryBudget::onRequest(int64_t now_ms) {
+  current(now_ms).requests.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool RetryBudget::freeRetry(int64_t now_ms, bool take) {
+  if (min_per_second_ == 0) return false;
+  const int64_t second = now_ms / 1000;
+  auto seen = second_.load(std::memory_order_relaxed);
+  if (seen != second && second_.compare_exchange_strong(seen, second)) {
+    free_used_.store(0, std::memory_order_relaxed);
   }
-  return balance_.load(std::memory_order_relaxed) >= 1000;
+  if (!take) return free_used_.load(std::memory_order_relaxed) < min_per_second_;
+  // Taking past the minimum counts on; the counter is reset every second.
+  return free_used_.fetch_add(1, std::memory_order_relaxed) < min_per_second_;
+}
+
+bool RetryBudget::ratioAllows(int64_t now_ms) {
+  const int64_t id = now_ms / kWindowMs;
+  const auto& now = current(now_ms);
+  const auto& before = windows_[(id + 1) % 2];
+  double requests = static_cast<double>(now.requests.load(std::memory_order_relaxed));
+  double retries = static_cast<double>(now.retries.load(std::memory_order_relaxed));
+  if (before.id.load(std::memory_order_acquire) == id - 1) {
+    const double weight = 1.0 - static_cast<double>(now_ms % kWindowMs) / kWindowMs;
+    requests += weight * static_cast<double>(before.requests.load(std::memory_order_relaxed));
+    retries += weight * static_cast<double>(before.retries.load(std::memory_order_relaxed));
+  }
+  return retries + 1 <= ratio_ * requests;
+}
+
+bool RetryBudget::canRetry(int64_t now_ms) {
+  return freeRetry(now_ms, false) || ratioAllows(now_ms);
 }
 
 bool RetryBudget::tryRetry(int64_t now_ms) {
-  if (min_per_second_ > 0) {
-    const int64_t second = now_ms / 1000;
-    auto seen = second_.load(std::memory_order_relaxed);
-    if (seen != second && second_.compare_exchange_strong(seen, second)) {
-      free_used_.store(0, std::memory_order_relaxed);
-    }
-    if (free_used_.fetch_add(1, std::memory_order_relaxed) < min_per_second_) return true;
-  }
-  auto balance = balance_.load(std::memory_order_relaxed);
-  while (balance >= 1000) {
-    if (balance_.compare_exchange_weak(balance, balance - 1000, std::memory_order_relaxed)) {
-      return true;
-    }
-  }
-  return false;
+  if (!freeRetry(now_ms, true) && !ratioAllows(now_ms)) return false;
+  current(now_ms).retries.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 }  // namespace sluice::routing

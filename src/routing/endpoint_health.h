@@ -25,17 +25,22 @@ class EndpointHealth {
     return until == 0 || (now_ms >= until && !probing_.load(std::memory_order_relaxed));
   }
 
-  // Called for the endpoint the balancer chose: true when the request may go. A half-open
-  // breaker lets exactly one request through (the probe); others are refused until it ends.
-  bool admit(int64_t now_ms);
+  enum class Admission : uint8_t { kRefused, kAdmitted, kProbe };
 
-  // The outcome of a request admitted earlier. Every admitted request reports exactly one.
-  void onSuccess();
-  // A connect error, a timeout or a 5xx: `threshold` consecutive ones open the breaker for
-  // `cooldown_ms` (0 never opens); a failed probe opens it again.
-  void onFailure(int64_t now_ms, uint32_t threshold, uint32_t cooldown_ms);
-  // The request ended without a verdict on the endpoint (the client left, a 4xx answer).
-  void onNeutral();
+  // Called for the endpoint the balancer chose. A closed breaker admits; an open one refuses
+  // until its cool-down ends, then admits exactly one request as the probe (half-open) and
+  // refuses the others until the probe reports. An endpoint failing its active check refuses.
+  Admission admit(int64_t now_ms);
+
+  // The outcome of an admitted request; every admitted request reports exactly one, passing
+  // whether it was the probe. Only the probe's outcome decides a half-open breaker: a request
+  // admitted before the breaker opened cannot free or spend the probe's turn.
+  void onSuccess(bool probe);
+  // A connect error, a timeout or a 5xx: `threshold` consecutive ones open a closed breaker for
+  // `cooldown_ms` (threshold 0: never); a failed probe opens it again for a new cool-down.
+  void onFailure(bool probe, int64_t now_ms, uint32_t threshold, uint32_t cooldown_ms);
+  // The request ended without a verdict on the endpoint (the client left, a 429).
+  void onNeutral(bool probe);
 
   // One active check; returns true when the endpoint changed between healthy and unhealthy.
   bool onCheck(bool passed, uint32_t healthy_threshold, uint32_t unhealthy_threshold);
@@ -55,25 +60,34 @@ class EndpointHealth {
 
 std::string_view stateName(EndpointHealth::State state);
 
-// Caps retries at a share of requests, so that a failing pool is not hit with attempts × load.
-// A token bucket in thousandths: each request deposits `ratio`, each retry takes one; besides,
-// `min_per_second` retries a second are always allowed. The balance is capped at ten seconds of
-// the minimum plus ten retries, so a quiet period cannot save up a storm.
+// Caps retries at a share of requests, so that a failing pool is not hit with attempts × load:
+// over the last ten seconds (a sliding window of two fixed ones, the older weighted by how
+// much of it is still inside), retries may reach `ratio` × requests; besides,
+// `min_per_second` retries a second are always allowed, so quiet routes can retry too.
 class RetryBudget {
  public:
   RetryBudget(double ratio, uint32_t min_per_second);
-  void onRequest();
+  void onRequest(int64_t now_ms);
   // Whether a retry would be allowed now (without taking it).
-  bool canRetry(int64_t now_ms) const;
+  bool canRetry(int64_t now_ms);
   bool tryRetry(int64_t now_ms);
 
  private:
-  const int64_t deposit_;
-  const int64_t min_per_second_;
-  const int64_t cap_;
-  std::atomic<int64_t> balance_;
-  std::atomic<int64_t> second_{0};            // the second the free retries count in
-  std::atomic<uint32_t> free_used_{0};        // free retries used in that second
+  static constexpr int64_t kWindowMs = 10000;
+  struct Window {
+    std::atomic<int64_t> id{-1};  // now_ms / kWindowMs of the window counted here
+    std::atomic<uint64_t> requests{0};
+    std::atomic<uint64_t> retries{0};
+  };
+  Window& current(int64_t now_ms);
+  bool freeRetry(int64_t now_ms, bool take);
+  bool ratioAllows(int64_t now_ms);
+
+  const double ratio_;
+  const uint32_t min_per_second_;
+  Window windows_[2];                   // by window id % 2
+  std::atomic<int64_t> second_{-1};     // the second the free retries count in
+  std::atomic<uint32_t> free_used_{0};  // free retries used in that second
 };
 
 }  // namespace sluice::routing

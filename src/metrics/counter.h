@@ -1,0 +1,34 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "metrics/shard.h"
+
+namespace sluice::metrics {
+
+template <class Metric>
+class Family;
+
+// A count that only goes up (requests, tokens, errors): one series of a counter family.
+// `inc` is one relaxed atomic add on the calling thread's own cache line.
+class Counter {
+ public:
+  Counter(const Counter&) = delete;
+  Counter& operator=(const Counter&) = delete;
+
+  void inc(uint64_t n = 1) noexcept {
+    cells_[detail::thisThreadShard()].value.fetch_add(n, std::memory_order_relaxed);
+  }
+  // The sum over shards: exact once writers are done, a moment's snapshot while they run.
+  uint64_t value() const noexcept;
+
+ private:
+  template <class Metric>
+  friend class Family;
+  Counter();
+
+  std::unique_ptr<detail::Cell[]> cells_;  // shardCount() cells
+};
+
+}  // namespace sluice::metrics
