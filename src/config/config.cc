@@ -519,10 +519,87 @@ void readAdmin(Reader& reader, const YAML::Node& node, Admin& admin) {
   }
 }
 
+// Model patterns: exact names, a prefix wildcard like "gpt-4*", or "*".
+void checkModelPattern(Reader& reader, const YAML::Node& node, const std::string& path,
+                       const std::string& model) {
+  const auto star = model.find('*');
+  if (model.empty() || (star != std::string::npos && star != model.size() - 1)) {
+    reader.error(node, path,
+                 fmt::format("\"{}\" is not a model name, a prefix wildcard like \"gpt-4*\" or \"*\"",
+                             model));
+  }
+}
+
+void readKey(Reader& reader, const YAML::Node& node, const std::string& path, ClientKey& key) {
+  if (!node.IsMap()) return reader.error(node, path, "expected a mapping with id and key");
+  reader.allowKeys(node, path, {"id", "key", "models", "rpm", "tpm", "daily_tokens"});
+  if (!node["id"]) reader.error(node, path + ".id", "required");
+  if (node["id"] && reader.string(node["id"], path + ".id", key.id) &&
+      (key.id.empty() || key.id.find_first_of("/ \t\"") != std::string::npos)) {
+    reader.error(node["id"], path + ".id", "must be non-empty, without spaces, quotes or /");
+  }
+  if (!node["key"]) reader.error(node, path + ".key", "required (use ${ENV} to keep it out of the file)");
+  if (node["key"] && reader.string(node["key"], path + ".key", key.key) && key.key.size() < 16) {
+    reader.error(node["key"], path + ".key", "too short: use at least 16 characters");
+  }
+  if (node["models"]) {
+    reader.stringList(node["models"], path + ".models", key.models);
+    for (size_t i = 0; i < key.models.size(); ++i) {
+      checkModelPattern(reader, node["models"][i], fmt::format("{}.models[{}]", path, i),
+                        key.models[i]);
+    }
+  }
+  if (node["rpm"]) reader.integer<uint32_t>(node["rpm"], path + ".rpm", key.rpm, 0, 100000000);
+  if (node["tpm"]) reader.integer<uint32_t>(node["tpm"], path + ".tpm", key.tpm, 0, 2000000000);
+  if (node["daily_tokens"])
+    reader.integer<uint64_t>(node["daily_tokens"], path + ".daily_tokens", key.daily_tokens, 0,
+                             uint64_t(1) << 50);
+}
+
 void readLimits(Reader& reader, const YAML::Node& node, Limits& limits) {
   if (!node.IsMap()) return reader.error(node, "limits", "expected a mapping");
   reader.allowKeys(node, "limits",
-                   {"max_body_bytes", "max_header_bytes", "max_upstream_body_bytes"});
+                   {"max_body_bytes", "max_header_bytes", "max_upstream_body_bytes", "models",
+                    "redis", "on_redis_error"});
+  if (const auto models = node["models"]) {
+    if (!models.IsSequence()) {
+      reader.error(models, "limits.models", "expected a list of {model, rpm, tpm}");
+    } else {
+      for (size_t i = 0; i < models.size(); ++i) {
+        const auto where = fmt::format("limits.models[{}]", i);
+        auto& limit = limits.models.emplace_back();
+        if (!models[i].IsMap()) {
+          reader.error(models[i], where, "expected a mapping with model, rpm and tpm");
+          continue;
+        }
+        reader.allowKeys(models[i], where, {"model", "rpm", "tpm"});
+        if (!models[i]["model"]) reader.error(models[i], where + ".model", "required");
+        if (models[i]["model"] && reader.string(models[i]["model"], where + ".model", limit.model))
+          checkModelPattern(reader, models[i]["model"], where + ".model", limit.model);
+        if (models[i]["rpm"])
+          reader.integer<uint32_t>(models[i]["rpm"], where + ".rpm", limit.rpm, 0, 100000000);
+        if (models[i]["tpm"])
+          reader.integer<uint32_t>(models[i]["tpm"], where + ".tpm", limit.tpm, 0, 2000000000);
+      }
+    }
+  }
+  if (node["redis"] && reader.string(node["redis"], "limits.redis", limits.redis) &&
+      !limits.redis.starts_with("redis://") && !limits.redis.starts_with("unix://")) {
+    reader.error(node["redis"], "limits.redis",
+                 "expected redis://host:port or unix:///path/to/redis.sock");
+  }
+  if (const auto mode = node["on_redis_error"]) {
+    std::string text;
+    if (reader.string(mode, "limits.on_redis_error", text)) {
+      if (text == "allow") {
+        limits.redis_fail_open = true;
+      } else if (text == "reject") {
+        limits.redis_fail_open = false;
+      } else {
+        reader.error(mode, "limits.on_redis_error", "expected allow (fail open) or reject");
+      }
+    }
+  }
   if (node["max_body_bytes"])
     reader.integer<uint64_t>(node["max_body_bytes"], "limits.max_body_bytes", limits.max_body_bytes,
                              1, uint64_t(1) << 32);
@@ -898,7 +975,7 @@ tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string
   }
   reader.allowKeys(root, "",
                    {"listen", "threads", "providers", "routes", "plugins", "limits", "timeouts",
-                    "admin", "access_log", "log_level"});
+                    "admin", "keys", "state_dir", "access_log", "log_level"});
 
   if (root["listen"]) {
     std::string listen;
@@ -943,6 +1020,22 @@ tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string
   if (root["limits"]) readLimits(reader, root["limits"], config.limits);
   if (root["timeouts"]) readTimeouts(reader, root["timeouts"], config.timeouts);
   if (root["admin"]) readAdmin(reader, root["admin"], config.admin);
+  if (const auto keys = root["keys"]) {
+    if (!keys.IsSequence()) {
+      reader.error(keys, "keys", "expected a list of client keys");
+    } else {
+      config.keys.resize(keys.size());
+      std::set<std::string, std::less<>> ids;
+      for (size_t i = 0; i < keys.size(); ++i) {
+        readKey(reader, keys[i], fmt::format("keys[{}]", i), config.keys[i]);
+        if (!config.keys[i].id.empty() && !ids.insert(config.keys[i].id).second) {
+          reader.error(keys[i]["id"], fmt::format("keys[{}].id", i),
+                       fmt::format("duplicate key id \"{}\"", config.keys[i].id));
+        }
+      }
+    }
+  }
+  if (root["state_dir"]) reader.string(root["state_dir"], "state_dir", config.state_dir);
   if (root["access_log"]) reader.string(root["access_log"], "access_log", config.access_log);
   if (root["log_level"]) {
     static const std::set<std::string, std::less<>> kLevels = {"trace", "debug", "info",

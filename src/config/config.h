@@ -114,10 +114,30 @@ struct Admin {
   std::string token;   // secret: never logged
 };
 
+// A client API key (virtual key). The secret is only kept until the gateway hashes it.
+struct ClientKey {
+  std::string id;
+  std::string key;                  // secret: never logged
+  std::vector<std::string> models;  // allowed: exact names, "prefix*" or "*"; empty: all
+  uint32_t rpm = 0;                 // requests per minute; 0: no limit
+  uint32_t tpm = 0;                 // tokens per minute; 0: no limit
+  uint64_t daily_tokens = 0;        // token budget per UTC day; 0: no limit
+};
+
+// Limits of one model (pattern) across all keys.
+struct ModelLimit {
+  std::string model;  // exact name, "prefix*" or "*"
+  uint32_t rpm = 0;
+  uint32_t tpm = 0;
+};
+
 struct Limits {
   uint64_t max_body_bytes = 10 * 1024 * 1024;
   uint32_t max_header_bytes = 64 * 1024;
   uint64_t max_upstream_body_bytes = 64 * 1024 * 1024;  // non-streamed answers read whole
+  std::vector<ModelLimit> models;
+  std::string redis;          // redis://host:port or unix:///path; empty: in-process limits
+  bool redis_fail_open = true;  // when Redis is unreachable: allow (true) or reject
 };
 
 struct Timeouts {
@@ -169,6 +189,8 @@ struct Config {
   Limits limits;
   Timeouts timeouts;
   Admin admin;
+  std::vector<ClientKey> keys;
+  std::string state_dir;  // where admin changes persist (keys); empty: nowhere
   std::string access_log = "stdout";  // "stdout", "off" or a file path
   std::string log_level = "info";
 };

@@ -38,6 +38,7 @@ void AccessLog::write(const AccessRecord& record) {
   json.key("model").value(record.model);
   json.key("provider").value(record.provider);
   json.key("upstream").value(record.upstream);
+  if (!record.key_id.empty()) json.key("key_id").value(record.key_id);
   json.key("retries").value(uint64_t{record.retries});
   json.key("peer").value(record.peer);
   json.key("status").value(record.status);

@@ -20,6 +20,7 @@ struct AccessRecord {
   std::string_view model;
   std::string_view provider;
   std::string_view upstream;
+  std::string_view key_id;
   uint32_t retries = 0;
   std::string_view peer;
   int status = 0;

@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cstdio>
+#include <ctime>
 #include <list>
 #include <thread>
 #include <unordered_set>
@@ -289,7 +291,23 @@ int runGateway(const config::Config& config) {
     spdlog::info("{} plugins loaded", plugin_set->plugins().size());
   }
 
-  auto built = buildGatewayState(config);
+  // Client keys: the config's, with what the admin API saved (created keys, revocations).
+  auto key_records = keys::configKeys(config.keys);
+  if (!config.state_dir.empty()) {
+    const auto path = config.state_dir + "/keys.json";
+    auto saved = keys::loadKeyFile(path);
+    if (saved) {
+      key_records = keys::mergeKeys(std::move(key_records), *saved);
+    } else {
+      // Reported and set aside, never fatal and never overwritten.
+      const auto kept = fmt::format("{}.corrupt-{}", path, std::time(nullptr));
+      std::rename(path.c_str(), kept.c_str());
+      spdlog::error("{}: skipped (kept as {}): keys created through the admin API are not loaded",
+                    saved.error(), kept);
+    }
+  }
+  auto built = buildGatewayState(config, nullptr,
+                                 std::make_shared<keys::KeySet>(std::move(key_records)));
   if (!built) {
     spdlog::error("{}", built.error());
     return 1;
@@ -325,6 +343,7 @@ int runGateway(const config::Config& config) {
   if (config.admin.port != 0) {
     admin_server = std::make_unique<admin::AdminServer>(main_io, config.admin.token);
     addWorkerApi(*admin_server, control);
+    addKeyApi(*admin_server, control);
     if (auto listening = admin_server->listen(config.admin.host, config.admin.port); !listening) {
       spdlog::error("cannot listen for the admin API on {}:{}: {}", config.admin.host,
                     config.admin.port, listening.error());

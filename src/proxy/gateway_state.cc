@@ -92,8 +92,12 @@ tl::expected<std::shared_ptr<const ProviderRuntime>, std::string> providerRuntim
 }  // namespace
 
 tl::expected<std::shared_ptr<const GatewayState>, std::string> buildGatewayState(
-    config::Config config, const GatewayState* previous) {
+    config::Config config, const GatewayState* previous,
+    std::shared_ptr<const keys::KeySet> keys) {
   auto state = std::make_shared<GatewayState>(std::move(config));
+  if (!keys && previous) keys = previous->keys;
+  if (!keys) keys = std::make_shared<keys::KeySet>(keys::configKeys(state->config.keys));
+  state->keys = std::move(keys);
   const auto& providers = state->config.providers;
 
   // What the previous snapshot had, by provider id and by endpoint id.

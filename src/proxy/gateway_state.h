@@ -10,6 +10,7 @@
 #include <tl/expected.hpp>
 
 #include "config/config.h"
+#include "keys/key_set.h"
 #include "routing/balancing_policy.h"
 #include "routing/endpoint_health.h"
 #include "routing/route_table.h"
@@ -80,15 +81,18 @@ struct GatewayState {
   // By provider index, parallel to config.providers[i].endpoints.
   std::vector<std::vector<std::shared_ptr<EndpointRuntime>>> endpoints;
   std::vector<RoutePool> pools;  // by route index
+  std::shared_ptr<const keys::KeySet> keys;  // client keys; none: no key needed
 
   const EndpointRuntime* findEndpoint(std::string_view id) const;
 };
 
 // Builds a snapshot of `config`. Runtime objects of `previous` (token rests, TLS contexts,
 // endpoint health and load, policies, budgets, counters) are kept where the config names the
-// same provider, endpoint or route, so that a change of workers loses nothing.
+// same provider, endpoint or route, so that a change of workers loses nothing. `keys` null:
+// those of `previous`, or else the config's.
 tl::expected<std::shared_ptr<const GatewayState>, std::string> buildGatewayState(
-    config::Config config, const GatewayState* previous = nullptr);
+    config::Config config, const GatewayState* previous = nullptr,
+    std::shared_ptr<const keys::KeySet> keys = nullptr);
 
 // Prometheus series of routing: balancer decisions, retries, fallbacks, endpoint health/load.
 void appendRoutingMetrics(const GatewayState& state, std::string& out);

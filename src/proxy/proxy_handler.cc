@@ -54,6 +54,8 @@ struct ProxyHandler::Exchange {
   std::optional<Clock::time_point> first_byte;
   std::string error;
 
+  const keys::KeyRecord* key = nullptr;  // the client's key, when keys are configured
+
   // Present when plugins apply to this request.
   std::unique_ptr<wasm::StreamData> stream;
   std::unique_ptr<wasm::PluginChain> chain;
@@ -201,14 +203,16 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
     x.capability = *capability;
     x.anthropic_client = *capability == providers::Capability::kMessages;
     if (is_post) {
-      co_await proxy(x);
+      error = authenticate(x);
+      if (!error) co_await proxy(x);
     } else {
       error = ApiError{405, "invalid_request_error", "method_not_allowed",
                        fmt::format("{} requires POST", x.path)};
     }
   } else if (x.path == "/v1/models") {
     if (is_get) {
-      co_await listModels(x);
+      error = authenticate(x);
+      if (!error) co_await listModels(x);
     } else {
       error =
           ApiError{405, "invalid_request_error", "method_not_allowed", "/v1/models requires GET"};
@@ -242,6 +246,7 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
       .model = x.fields.model,
       .provider = x.provider ? std::string_view(x.provider->id) : std::string_view(),
       .upstream = x.upstream,
+      .key_id = x.key ? std::string_view(x.key->id) : std::string_view(),
       .retries = x.retries,
       .peer = client.peer,
       .status = x.status,
@@ -253,6 +258,29 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
       .error = x.error,
   });
   co_return x.keep_alive;
+}
+
+std::optional<ApiError> ProxyHandler::authenticate(Exchange& x) {
+  const auto& keys = *x.state->keys;
+  if (!keys.enabled()) return std::nullopt;
+  std::string_view presented = x.request[bhttp::field::authorization];
+  if (presented.size() > 7 && beast::iequals(presented.substr(0, 7), "bearer ")) {
+    presented.remove_prefix(7);
+    while (!presented.empty() && presented.front() == ' ') presented.remove_prefix(1);
+  } else {
+    presented = x.request["x-api-key"];
+  }
+  if (presented.empty()) {
+    return ApiError{401, "invalid_request_error", "missing_api_key",
+                    "an API key is required (Authorization: Bearer KEY or x-api-key: KEY)"};
+  }
+  const auto* key = keys.find(presented);
+  if (key == nullptr || key->revoked) {
+    return ApiError{401, "invalid_request_error", "invalid_api_key",
+                    key ? "the API key was revoked" : "the API key is not valid"};
+  }
+  x.key = key;
+  return std::nullopt;
 }
 
 Task<void> ProxyHandler::respond(Exchange& x, bhttp::status status, std::string body,
@@ -485,6 +513,12 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
     if (!generate_without_model) {
       route_index = state.routes.find(x.fields.model);  // a plugin may have changed the model
     }
+  }
+  if (x.key != nullptr && !x.key->allows(x.fields.model)) {
+    ApiError error{403, "permission_error", "model_not_allowed",
+                   fmt::format("the API key \"{}\" may not use the model \"{}\"", x.key->id,
+                               x.fields.model)};
+    co_return co_await fail(x, std::move(error));
   }
   if (route_index < 0) {
     ApiError error{404, "invalid_request_error", "model_not_found",

@@ -45,6 +45,8 @@ class ProxyHandler {
   enum class Attempt { kAnswered, kFailed, kClientGone };
 
   http::Task<void> proxy(Exchange& x);
+  // Checks the client's key when keys are configured (401 when missing, unknown or revoked).
+  std::optional<ApiError> authenticate(Exchange& x);
   // Sends the request to a worker of the route's pool, retrying and falling back as the route
   // says, and relays the answer; or answers the error.
   http::Task<void> forward(Exchange& x, size_t route_index);

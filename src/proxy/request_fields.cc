@@ -135,7 +135,10 @@ std::string promptText(std::string& body, size_t limit) {
       ondemand::array messages;
       if (value.get_array().get(messages)) continue;
       for (auto message : messages) {
+        ondemand::json_type type;
         ondemand::object item;
+        if (message.type().get(type)) return {};
+        if (type != ondemand::json_type::object) continue;  // not a message: no prompt text
         if (message.get_object().get(item)) return {};
         auto content = item.find_field_unordered("content");
         ondemand::value text;

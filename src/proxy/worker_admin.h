@@ -23,4 +23,9 @@ struct ControlPlane {
 // request; requests in flight finish on the endpoints they started with.
 void addWorkerApi(admin::AdminServer& server, ControlPlane& control);
 
+// GET/POST /keys and DELETE /keys/{id} (revoke). Only hashes are kept; a new key's secret is in
+// the creation answer and nowhere else. Changes are saved to state_dir/keys.json before they
+// apply, and apply from each thread's next request.
+void addKeyApi(admin::AdminServer& server, ControlPlane& control);
+
 }  // namespace sluice::proxy

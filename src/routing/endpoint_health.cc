@@ -37,7 +37,9 @@ void EndpointHealth::onFailure(bool probe, int64_t now_ms, uint32_t threshold,
   const auto failures = failures_.fetch_add(1, std::memory_order_relaxed) + 1;
   if (threshold == 0) return;
   const auto reopen_at = now_ms + std::max<uint32_t>(cooldown_ms, 1);
-  if (probe) {
+  if (probe && open_until_.load(std::memory_order_acquire) != 0) {
+    // The probe failed: open again for a new cool-down. (A probe that reports after another
+    // request's success closed the breaker counts as an ordinary failure below.)
     open_until_.store(reopen_at, std::memory_order_release);
     probing_.store(false, std::memory_order_release);
     return;
@@ -142,7 +144,9 @@ bool RetryBudget::canRetry(int64_t now_ms) {
 }
 
 bool RetryBudget::tryRetry(int64_t now_ms) {
-  if (!freeRetry(now_ms, true) && !ratioAllows(now_ms)) return false;
+  // Free retries do not count against the ratio's share: the two add up.
+  if (freeRetry(now_ms, true)) return true;
+  if (!ratioAllows(now_ms)) return false;
   current(now_ms).retries.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
