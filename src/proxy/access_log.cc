@@ -39,6 +39,12 @@ void AccessLog::write(const AccessRecord& record) {
   json.key("provider").value(record.provider);
   json.key("upstream").value(record.upstream);
   if (!record.key_id.empty()) json.key("key_id").value(record.key_id);
+  if (record.input_tokens || record.output_tokens) {
+    json.key("input_tokens").value(record.input_tokens);
+    json.key("output_tokens").value(record.output_tokens);
+    json.key("cached_tokens").value(record.cached_tokens);
+    json.key("usage").value(record.usage_reported ? "reported" : "estimated");
+  }
   json.key("retries").value(uint64_t{record.retries});
   json.key("peer").value(record.peer);
   json.key("status").value(record.status);

@@ -22,6 +22,10 @@ struct AccessRecord {
   std::string_view upstream;
   std::string_view key_id;
   uint32_t retries = 0;
+  uint64_t input_tokens = 0;
+  uint64_t output_tokens = 0;
+  uint64_t cached_tokens = 0;
+  bool usage_reported = false;  // from the upstream's usage (else estimated or none)
   std::string_view peer;
   int status = 0;
   bool stream = false;

@@ -2,6 +2,7 @@
 
 #include "common/json_writer.h"
 #include "http/sse_decoder.h"
+#include "proxy/usage_chunk_stripper.h"
 #include "translate/anthropic_to_openai_stream.h"
 #include "translate/openai_to_anthropic_stream.h"
 #include "translate/translate.h"
@@ -122,7 +123,46 @@ bool renameModel(std::string& json, std::string_view from, std::string_view to) 
   return false;
 }
 
+namespace {
+
+// `first`, then `second` on what it gave.
+class ChainedTransform final : public BodyTransform {
+ public:
+  ChainedTransform(std::unique_ptr<BodyTransform> first, std::unique_ptr<BodyTransform> second)
+      : first_(std::move(first)), second_(std::move(second)) {}
+  bool feed(std::string_view bytes, std::string& out) override {
+    between_.clear();
+    return first_->feed(bytes, between_) && second_->feed(between_, out);
+  }
+  void finish(std::string& out) override {
+    between_.clear();
+    first_->finish(between_);
+    second_->feed(between_, out);
+    second_->finish(out);
+  }
+
+ private:
+  std::unique_ptr<BodyTransform> first_, second_;
+  std::string between_;
+};
+
+std::unique_ptr<BodyTransform> makeTranslation(const TransformSpec& spec);
+
+}  // namespace
+
 std::unique_ptr<BodyTransform> makeBodyTransform(const TransformSpec& spec) {
+  auto transform = makeTranslation(spec);
+  if (!spec.strip_usage_chunk || !spec.event_stream || spec.translation != Translation::kNone) {
+    return transform;
+  }
+  auto stripper = std::make_unique<UsageChunkStripper>();
+  if (!transform) return stripper;
+  return std::make_unique<ChainedTransform>(std::move(transform), std::move(stripper));
+}
+
+namespace {
+
+std::unique_ptr<BodyTransform> makeTranslation(const TransformSpec& spec) {
   const bool renamed = spec.client_model != spec.upstream_model;
   const auto client = spec.client_model;
   const auto upstream = spec.upstream_model;
@@ -174,5 +214,7 @@ std::unique_ptr<BodyTransform> makeBodyTransform(const TransformSpec& spec) {
   }
   return nullptr;
 }
+
+}  // namespace
 
 }  // namespace sluice::proxy

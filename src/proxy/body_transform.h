@@ -31,6 +31,7 @@ struct TransformSpec {
   std::string client_model;    // the name the client asked for
   std::string upstream_model;  // the name the upstream was given
   bool include_usage = false;  // the client asked stream_options.include_usage
+  bool strip_usage_chunk = false;  // the gateway asked for it instead: the client must not see it
   uint64_t max_body_bytes = 64 * 1024 * 1024;
 };
 

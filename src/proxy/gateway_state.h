@@ -5,9 +5,8 @@
 #include <chrono>
 #include <memory>
 #include <string>
-#include <vector>
-
 #include <tl/expected.hpp>
+#include <vector>
 
 #include "config/config.h"
 #include "keys/key_set.h"
@@ -80,7 +79,7 @@ struct GatewayState {
   std::vector<std::shared_ptr<const ProviderRuntime>> providers;  // by index of config.providers
   // By provider index, parallel to config.providers[i].endpoints.
   std::vector<std::vector<std::shared_ptr<EndpointRuntime>>> endpoints;
-  std::vector<RoutePool> pools;  // by route index
+  std::vector<RoutePool> pools;              // by route index
   std::shared_ptr<const keys::KeySet> keys;  // client keys; none: no key needed
 
   const EndpointRuntime* findEndpoint(std::string_view id) const;

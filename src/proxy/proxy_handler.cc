@@ -15,6 +15,7 @@
 #include "providers/provider_type.h"
 #include "proxy/body_transform.h"
 #include "proxy/request_fields.h"
+#include "proxy/usage_meter.h"
 #include "translate/translate.h"
 #include "wasm/shared_state.h"
 
@@ -55,6 +56,8 @@ struct ProxyHandler::Exchange {
   std::string error;
 
   const keys::KeyRecord* key = nullptr;  // the client's key, when keys are configured
+  bool strip_usage = false;  // the gateway asked the upstream for stream usage, not the client
+  Usage usage;               // what the answer used (estimated for a cut stream)
 
   // Present when plugins apply to this request.
   std::unique_ptr<wasm::StreamData> stream;
@@ -65,6 +68,7 @@ namespace {
 
 constexpr size_t kRelayBufferBytes = 8 * 1024;
 constexpr size_t kMaxPromptBytes = 256 * 1024;  // cache-aware routing looks no further
+constexpr size_t kMaxUsageBodyBytes = 4 * 1024 * 1024;  // larger answers are not metered
 
 // Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), plus those the
 // gateway sets itself.
@@ -248,6 +252,10 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
       .upstream = x.upstream,
       .key_id = x.key ? std::string_view(x.key->id) : std::string_view(),
       .retries = x.retries,
+      .input_tokens = x.usage.input,
+      .output_tokens = x.usage.output,
+      .cached_tokens = x.usage.cached,
+      .usage_reported = x.usage.reported,
       .peer = client.peer,
       .status = x.status,
       .stream = x.fields.stream,
@@ -629,6 +637,12 @@ std::optional<ApiError> ProxyHandler::prepareUpstream(Exchange& x, size_t provid
   } else if (x.upstream_model != x.fields.model) {
     renameModel(body, x.fields.model, x.upstream_model);
   }
+  // Usage is counted for streams too: ask for the final usage chunk, then hide it again.
+  x.strip_usage = x.translation == Translation::kNone && x.fields.stream &&
+                  !x.fields.include_usage && x.type->dialect() == providers::Dialect::kOpenAi &&
+                  (x.capability == providers::Capability::kChat ||
+                   x.capability == providers::Capability::kCompletions) &&
+                  addIncludeUsage(body);
 
   upstream = Request{x.request.method(), "", 11};
   for (const auto& field : x.request) {
@@ -1003,6 +1017,7 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   spec.client_model = x.fields.model;
   spec.upstream_model = x.upstream_model;
   spec.include_usage = x.fields.include_usage;
+  spec.strip_usage_chunk = x.strip_usage;
   spec.max_body_bytes = x.state->config.limits.max_upstream_body_bytes;
   auto transform = makeBodyTransform(spec);
   const bool rewritten = body_plugins || transform != nullptr;
@@ -1081,6 +1096,14 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     return !stream.close_requested;
   };
 
+  // Usage: read from the upstream's bytes before any transform, from the stream's events or
+  // from the whole (bounded) JSON answer.
+  const bool count_usage = x.status >= 200 && x.status < 300;
+  std::optional<UsageMeter> meter;
+  std::string answer;  // a non-streamed answer, for its usage
+  bool answer_complete = true;
+  if (count_usage && spec.event_stream) meter.emplace(x.type->dialect());
+
   std::array<char, kRelayBufferBytes> buffer;
   std::string transformed;  // reused: what the transform made of the last read
   bool transform_finished = false;
@@ -1105,6 +1128,12 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     }
     const size_t got = buffer.size() - parser.get().body().size;
     std::string_view piece(buffer.data(), got);
+    if (meter) {
+      meter->feed(piece);
+    } else if (count_usage && answer_complete) {
+      answer_complete = answer.size() + piece.size() <= kMaxUsageBodyBytes;
+      if (answer_complete) answer.append(piece);
+    }
     if (transform) {
       transformed.clear();
       if (!transform->feed(piece, transformed)) {
@@ -1158,6 +1187,12 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     if (ec) x.keep_alive = false;
   }
   x.client.stream.expires_never();
+  if (meter) {
+    meter->finish();
+    x.usage = meter->usage();
+  } else if (count_usage && answer_complete && !answer.empty()) {
+    x.usage = usageFromBody(answer, x.type->dialect());
+  }
   co_return upstream_ok;
 }
 

@@ -84,7 +84,7 @@ class ProxyHandler {
   AccessLog& access_log_;
   std::shared_ptr<const GatewayState> state_;
   const wasm::ThreadPlugins* plugins_ = nullptr;
-  std::vector<size_t> next_token_;     // round-robin cursor per provider
+  std::vector<size_t> next_token_;  // round-robin cursor per provider
 };
 
 }  // namespace sluice::proxy

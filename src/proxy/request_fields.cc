@@ -52,6 +52,11 @@ tl::expected<RequestFields, ApiError> parseRequestFields(std::string& body) {
           fields.include_usage = include;
         }
       }
+    } else if (key == "max_tokens" || key == "max_completion_tokens") {
+      uint64_t value = 0;
+      if (field.value().get_uint64().get(value) == SUCCESS) {
+        fields.max_tokens = std::max(fields.max_tokens, value);
+      }
     } else if (key == "stream") {
       auto value = field.value();
       bool is_null = false;

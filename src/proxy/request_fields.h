@@ -12,6 +12,7 @@ struct RequestFields {
   std::string model;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  uint64_t max_tokens = 0;     // max_tokens or max_completion_tokens; 0: not given
 };
 
 // Parses `body` once with simdjson on-demand. May grow the string's capacity by

@@ -98,8 +98,7 @@ tl::expected<void, std::string> parseHostPort(std::string_view text, RedisAddres
     }
   }
   if (address.host.empty()) return invalid("the host is missing");
-  if (address.host.find_first_of(" \t:@?#") != std::string::npos &&
-      !text.starts_with('[')) {
+  if (address.host.find_first_of(" \t:@?#") != std::string::npos && !text.starts_with('[')) {
     return invalid(fmt::format("the host {:?} is not a name or an IP address", address.host));
   }
   if (!port.empty()) {
@@ -178,8 +177,8 @@ tl::expected<RedisAddress, std::string> parseUnix(std::string_view rest) {
 std::string RedisAddress::describe() const {
   std::string credentials;
   if (!password.empty()) credentials = fmt::format("{}:***@", username);
-  const std::string db_suffix = db != 0 ? fmt::format("{}{}", kind == Kind::kTcp ? "/" : "?db=", db)
-                                         : std::string();
+  const std::string db_suffix =
+      db != 0 ? fmt::format("{}{}", kind == Kind::kTcp ? "/" : "?db=", db) : std::string();
   if (kind == Kind::kUnix) return fmt::format("unix://{}{}{}", credentials, path, db_suffix);
   const bool ipv6 = host.find(':') != std::string::npos;
   return fmt::format("redis://{}{}{}{}:{}{}", credentials, ipv6 ? "[" : "", host, ipv6 ? "]" : "",

@@ -18,7 +18,7 @@ struct RedisAddress {
   Kind kind = Kind::kTcp;
   std::string host;  // kTcp: a name or an IP address (IPv6 without brackets)
   uint16_t port = 6379;
-  std::string path;  // kUnix: the socket's path
+  std::string path;      // kUnix: the socket's path
   std::string username;  // empty: Redis's default user
   std::string password;  // empty: no AUTH
   int db = 0;

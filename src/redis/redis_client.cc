@@ -27,8 +27,8 @@ constexpr size_t kReadChunk = 16u << 10;
 // Write buffers that grew past this during a burst are released rather than kept.
 constexpr size_t kKeptWriteCapacity = 1u << 20;
 // A call that times out resets the connection only when Redis has owed a reply for at least
-// this long (and the call's timeout) without sending a byte: a caller with a very short timeout
-// must not reset a connection that merely answers a little later.
+// this long without sending a byte: a caller with a very short timeout must not reset a
+// connection that merely answers a little later.
 constexpr auto kMinStall = std::chrono::milliseconds(100);
 
 long long millis(Clock::duration duration) {
@@ -61,6 +61,7 @@ struct Connection {
   tcp::resolver resolver;
   asio::steady_timer watchdog;  // bounds the connect attempt
   bool timed_out = false;       // the watchdog fired
+  bool dropped = false;         // the client let go of this connection
   RespParser parser;
   std::array<char, kReadChunk> read_buffer;
   Clock::time_point last_read;  // when Redis last sent bytes
@@ -148,9 +149,10 @@ Task<RedisResult> RedisClient::Impl::exchange(std::shared_ptr<Impl> self, std::s
   }
   if (state_ == State::kDisconnected) {
     if (now < next_attempt_) {
-      co_return failure(RedisErrorKind::kConnection,
-                        fmt::format("redis at {} is unavailable (next connect attempt in {} ms): {}",
-                                    name_, std::max(1LL, millis(next_attempt_ - now)), last_error_));
+      co_return failure(
+          RedisErrorKind::kConnection,
+          fmt::format("redis at {} is unavailable (next connect attempt in {} ms): {}", name_,
+                      std::max(1LL, millis(next_attempt_ - now)), last_error_));
     }
     startConnect();
   }
@@ -160,7 +162,7 @@ Task<RedisResult> RedisClient::Impl::exchange(std::shared_ptr<Impl> self, std::s
   startWriter();
 
   call->wake.expires_at(now + std::max(timeout, Clock::duration(std::chrono::milliseconds(1))));
-  co_await call->wake.async_wait(kNoThrow);
+  if (!call->result) co_await call->wake.async_wait(kNoThrow);
   if (call->result) co_return std::move(*call->result);
 
   call->abandoned = true;
@@ -169,7 +171,7 @@ Task<RedisResult> RedisClient::Impl::exchange(std::shared_ptr<Impl> self, std::s
     // Silent since the oldest unanswered command was sent: Redis or the path to it is stuck.
     const auto since = std::max(connection_->last_read, queue_.front()->queued_at);
     const auto silence = Clock::now() - since;
-    if (silence >= std::max(timeout, Clock::duration(kMinStall))) {
+    if (silence >= kMinStall) {
       drop(RedisErrorKind::kConnection,
            fmt::format("connection to redis at {} reset: no reply for {} ms", name_,
                        millis(silence)));
@@ -197,9 +199,9 @@ Task<RedisResult> RedisClient::Impl::evalsha(std::shared_ptr<Impl> self, RedisSc
   eval += tail;
   const auto remaining = deadline - Clock::now();
   if (remaining <= Clock::duration::zero()) {
-    co_return failure(RedisErrorKind::kTimeout,
-                      fmt::format("no reply from redis at {} within {} ms", name_,
-                                  millis(timeout)));
+    co_return failure(
+        RedisErrorKind::kTimeout,
+        fmt::format("no reply from redis at {} within {} ms", name_, millis(timeout)));
   }
   co_return co_await exchange(self, std::move(eval), remaining);
 }
@@ -276,7 +278,7 @@ Task<std::string> RedisClient::Impl::openSocket(Connection& connection) {
   }
   std::string error = "no address";
   for (const auto& candidate : endpoints) {
-    if (connection.timed_out) break;
+    if (connection.timed_out || connection.dropped) break;
     beast::error_code ignored;
     connection.socket.close(ignored);
     const GenericEndpoint endpoint(candidate);
@@ -326,8 +328,8 @@ Task<std::string> RedisClient::Impl::handshake(Connection& connection) {
         if ((*reply)->isError()) co_return fmt::format("{}: {}", step, (*reply)->errorMessage());
         break;
       }
-      const auto [read_ec, n] =
-          co_await connection.socket.async_read_some(asio::buffer(connection.read_buffer), kNoThrow);
+      const auto [read_ec, n] = co_await connection.socket.async_read_some(
+          asio::buffer(connection.read_buffer), kNoThrow);
       if (read_ec == asio::error::eof) co_return "the server closed the connection";
       if (read_ec) co_return read_ec.message();
       connection.parser.feed(std::string_view(connection.read_buffer.data(), n));
@@ -346,8 +348,8 @@ void RedisClient::Impl::connectFailed(std::string message) {
 Task<void> RedisClient::Impl::readLoop(ConnectionPtr connection) {
   auto self = shared_from_this();
   while (true) {
-    const auto [ec, n] =
-        co_await connection->socket.async_read_some(asio::buffer(connection->read_buffer), kNoThrow);
+    const auto [ec, n] = co_await connection->socket.async_read_some(
+        asio::buffer(connection->read_buffer), kNoThrow);
     if (connection != connection_) co_return;  // reset meanwhile
     if (ec) {
       drop(RedisErrorKind::kConnection,
@@ -402,13 +404,15 @@ Task<void> RedisClient::Impl::writeLoop(ConnectionPtr connection) {
            fmt::format("connection to redis at {} lost: {}", name_, ec.message()));
       co_return;
     }
-    if (connection->writing.capacity() > kKeptWriteCapacity) std::string().swap(connection->writing);
+    if (connection->writing.capacity() > kKeptWriteCapacity)
+      std::string().swap(connection->writing);
   }
   connection->writer_active = false;
 }
 
 void RedisClient::Impl::drop(RedisErrorKind kind, std::string message, bool log) {
   if (connection_) {
+    connection_->dropped = true;
     beast::error_code ignored;
     connection_->socket.close(ignored);
     connection_->watchdog.cancel();

@@ -47,9 +47,14 @@ struct RedisClientStats {
 //   it drops; all calls waiting on a connection that drops fail at once;
 // - after a failed connect attempt, calls fail at once (no connect, no waiting) until the
 //   back-off has passed; then one call makes the next attempt;
-// - a call that times out fails alone, unless Redis has sent nothing at all since that call was
-//   queued: then the connection is taken as stalled and reset, failing the calls behind it;
+// - a call that times out fails alone, unless Redis has sent nothing for 100 ms or more while
+//   owing replies: then the connection is taken as stuck and reset, failing the calls behind
+//   it, and the next call reconnects (a Redis that stopped answering costs one timeout, not one
+//   per call);
 // - a malformed or oversized reply closes the connection and fails every waiting call.
+//
+// Not for commands that change the connection's reply pattern (SUBSCRIBE, MONITOR, CLIENT
+// REPLY); a blocking command (BLPOP) holds up the calls pipelined behind it.
 //
 // Destroy the client on its thread, before its io_context.
 class RedisClient {

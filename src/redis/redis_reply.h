@@ -33,13 +33,13 @@ class RedisReply {
 
   // Implicit from each kind of value, so that a reply reads like its value:
   // RedisReply(RedisReply::Array{RedisReply(1), RedisReply::BulkString{"a"}}).
-  RedisReply() = default;  // nil
-  RedisReply(Nil) {}                                                    // NOLINT
-  RedisReply(int64_t value) : value_(value) {}                          // NOLINT
-  RedisReply(SimpleString value) : value_(std::move(value)) {}          // NOLINT
-  RedisReply(BulkString value) : value_(std::move(value)) {}            // NOLINT
-  RedisReply(Error value) : value_(std::move(value)) {}                 // NOLINT
-  RedisReply(Array value) : value_(std::move(value)) {}                 // NOLINT
+  RedisReply() = default;                                       // nil
+  RedisReply(Nil) {}                                            // NOLINT
+  RedisReply(int64_t value) : value_(value) {}                  // NOLINT
+  RedisReply(SimpleString value) : value_(std::move(value)) {}  // NOLINT
+  RedisReply(BulkString value) : value_(std::move(value)) {}    // NOLINT
+  RedisReply(Error value) : value_(std::move(value)) {}         // NOLINT
+  RedisReply(Array value) : value_(std::move(value)) {}         // NOLINT
 
   bool isNil() const { return std::holds_alternative<Nil>(value_); }
   bool isInteger() const { return std::holds_alternative<int64_t>(value_); }

@@ -143,8 +143,8 @@ tl::expected<std::optional<RedisReply>, std::string> RespParser::next() {
           continue;
         }
         default:
-          return fail(fmt::format("unexpected reply type byte {:#04x}",
-                                  static_cast<unsigned char>(type)));
+          return fail(
+              fmt::format("unexpected reply type byte {:#04x}", static_cast<unsigned char>(type)));
       }
     }
     // A whole value: it completes the reply, or fills the innermost open array (which may
