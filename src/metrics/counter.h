@@ -11,14 +11,15 @@ template <class Metric>
 class Family;
 
 // A count that only goes up (requests, tokens, errors): one series of a counter family.
-// `inc` is one relaxed atomic add on the calling thread's own cache line.
+// `inc` is a load and a store on the calling thread's own shard (see shard.h).
 class Counter {
  public:
   Counter(const Counter&) = delete;
   Counter& operator=(const Counter&) = delete;
 
   void inc(uint64_t n = 1) noexcept {
-    cells_[detail::thisThreadShard()].value.fetch_add(n, std::memory_order_relaxed);
+    const auto shard = detail::thisThreadShard();
+    detail::add(cells_[shard.index].value, n, shard.exclusive);
   }
   // The sum over shards: exact once writers are done, a moment's snapshot while they run.
   uint64_t value() const noexcept;

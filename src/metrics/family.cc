@@ -110,9 +110,9 @@ struct Family<Metric>::Impl {
   // A label set as given to `with`, and its series. Several entries may share a series: a set
   // with invalid UTF-8 and its repaired form.
   struct Entry {
-    uint64_t hash;
+    uint64_t hash = 0;
     std::vector<std::string> values;
-    Metric* metric;
+    Metric* metric = nullptr;
   };
 
   // Open addressing with linear probing, at most half full. A slot goes from null to an entry
@@ -193,9 +193,8 @@ Metric* Family<Metric>::with(std::span<const std::string_view> values) {
     std::string names;
     for (const auto& name : definition_.label_names) names += (names.empty() ? "" : ", ") + name;
     throw std::invalid_argument("metric " + definition_.name + " takes " +
-                                std::to_string(definition_.label_names.size()) +
-                                " label values (" + names + "), not " +
-                                std::to_string(values.size()));
+                                std::to_string(definition_.label_names.size()) + " label values (" +
+                                names + "), not " + std::to_string(values.size()));
   }
   const uint64_t hash = hashValues(values);
   if (const auto* entry = impl_->table.load(std::memory_order_acquire)->find(hash, values)) {

@@ -65,6 +65,10 @@ class Family final : public detail::FamilyBase {
   // Cardinality guard: past `max_series` distinct label sets, every new one is counted in a
   // single series whose label values are all "other" (and a warning is logged once), so that
   // clients sending endless model names or key ids cannot grow memory or the scrape unbounded.
+  // The cap counts label sets as given (a set with invalid UTF-8 counts twice: as given and
+  // repaired); the "other" series comes on top of it. Past the cap, each call with a set not
+  // seen before takes the mutex to find that out: callers should pass values they control
+  // (configured model names, key ids) rather than raw client input where they can.
   // Label values need not be valid UTF-8: invalid bytes are rendered as U+FFFD.
   // Throws std::invalid_argument when the number of values is not the number of label names:
   // a programming error, found by the first test that reaches the call.

@@ -16,8 +16,6 @@ void Gauge::set(int64_t value) noexcept {
   base_.store(value - shardSum(), std::memory_order_relaxed);
 }
 
-int64_t Gauge::value() const noexcept {
-  return base_.load(std::memory_order_relaxed) + shardSum();
-}
+int64_t Gauge::value() const noexcept { return base_.load(std::memory_order_relaxed) + shardSum(); }
 
 }  // namespace sluice::metrics

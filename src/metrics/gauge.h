@@ -12,9 +12,9 @@ template <class Metric>
 class Family;
 
 // A value that goes up and down: requests in flight (`inc` when one starts, `dec` when it ends,
-// on any thread), or a level one owner `set`s (pool size, last reload time). `add` is one
-// relaxed atomic add on the calling thread's shard; `set` is meant for gauges only their owner
-// moves: an `add` racing with a `set` may be lost.
+// on any thread), or a level one owner `set`s (pool size, last reload time). `add` writes the
+// calling thread's shard only (see shard.h); `set` is meant for gauges only their owner moves:
+// an `add` racing with a `set` may be lost.
 class Gauge {
  public:
   Gauge(const Gauge&) = delete;
@@ -22,8 +22,8 @@ class Gauge {
 
   void add(int64_t delta) noexcept {
     // Two's complement: shards wrap as unsigned and their sum is the signed total.
-    cells_[detail::thisThreadShard()].value.fetch_add(static_cast<uint64_t>(delta),
-                                                      std::memory_order_relaxed);
+    const auto shard = detail::thisThreadShard();
+    detail::add(cells_[shard.index].value, static_cast<uint64_t>(delta), shard.exclusive);
   }
   void inc() noexcept { add(1); }
   void dec() noexcept { add(-1); }

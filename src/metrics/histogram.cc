@@ -1,6 +1,8 @@
 #include "metrics/histogram.h"
 
+#include <algorithm>
 #include <bit>
+#include <charconv>
 #include <cmath>
 
 namespace sluice::metrics {
@@ -19,7 +21,15 @@ auto& word(LinePtr lines, size_t index) {
 std::vector<double> exponentialBuckets(double start, double factor, size_t count) {
   std::vector<double> bounds;
   bounds.reserve(count);
-  for (double bound = start; bounds.size() < count; bound *= factor) bounds.push_back(bound);
+  for (double bound = start; bounds.size() < count; bound *= factor) {
+    // Rounded to 15 significant digits, so that 1e-6 * 10 is le="1e-05" and not
+    // le="9.999999999999999e-06".
+    char text[32];
+    const auto end = std::to_chars(text, text + sizeof text, bound, std::chars_format::general, 15);
+    double rounded = bound;
+    std::from_chars(text, end.ptr, rounded);
+    bounds.push_back(rounded);
+  }
   return bounds;
 }
 
@@ -30,26 +40,32 @@ Histogram::Histogram(std::span<const double> bounds)
       lines_(std::make_unique<detail::Line[]>(lines_per_shard_ * detail::shardCount())) {}
 
 void Histogram::observe(double value) noexcept {
-  // The first bound >= value (binary search; NaN compares false everywhere, so it is sent to
-  // +Inf explicitly).
-  size_t low = 0;
-  size_t high = bounds_.size();
-  while (low < high) {
-    const size_t mid = (low + high) / 2;
-    if (bounds_[mid] < value) {
-      low = mid + 1;
-    } else {
-      high = mid;
-    }
+  // The first bound >= value, found by counting the bounds below the value: independent
+  // comparisons with no branch to mispredict (latencies vary too much for a predictor); a
+  // binary search only pays past a few dozen bounds. NaN compares false everywhere, so it is
+  // sent to +Inf explicitly.
+  size_t bucket = 0;
+  if (bounds_.size() <= 32) {
+    for (double bound : bounds_) bucket += bound < value ? 1 : 0;
+  } else {
+    bucket = static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) -
+                                 bounds_.begin());
   }
-  if (std::isnan(value)) low = bounds_.size();
+  if (std::isnan(value)) bucket = bounds_.size();
 
-  detail::Line* shard = &lines_[detail::thisThreadShard() * lines_per_shard_];
-  word(shard, 1 + low).fetch_add(1, std::memory_order_relaxed);
-  auto& sum = word(shard, 0);
+  const auto shard = detail::thisThreadShard();
+  detail::Line* lines = &lines_[shard.index * lines_per_shard_];
+  detail::add(word(lines, 1 + bucket), 1, shard.exclusive);
+  auto& sum = word(lines, 0);
   uint64_t old = sum.load(std::memory_order_relaxed);
-  while (!sum.compare_exchange_weak(
-      old, std::bit_cast<uint64_t>(std::bit_cast<double>(old) + value), std::memory_order_relaxed)) {
+  if (shard.exclusive) {
+    sum.store(std::bit_cast<uint64_t>(std::bit_cast<double>(old) + value),
+              std::memory_order_relaxed);
+    return;
+  }
+  while (!sum.compare_exchange_weak(old,
+                                    std::bit_cast<uint64_t>(std::bit_cast<double>(old) + value),
+                                    std::memory_order_relaxed)) {
   }
 }
 

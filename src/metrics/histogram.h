@@ -19,8 +19,8 @@ class Family;
 inline constexpr std::array<double, 15> kLatencyBuckets = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
 // Bucket bounds in seconds for the gap between two streamed tokens: 1 ms to 5 s.
-inline constexpr std::array<double, 12> kTokenGapBuckets = {
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+inline constexpr std::array<double, 12> kTokenGapBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                            0.1,   0.25,   0.5,   1,    2.5,   5};
 
 // `count` bounds from `start`, each `factor` times the previous one: {0.001, 2, 4} gives
 // 0.001, 0.002, 0.004, 0.008.
@@ -29,7 +29,7 @@ std::vector<double> exponentialBuckets(double start, double factor, size_t count
 // Counts of observations (durations in seconds) by bucket, their sum and their number: one
 // series of a histogram family. A bucket counts the values at most its bound (a value equal to
 // a bound falls in that bound's bucket); NaN falls only in +Inf. `observe` finds the bucket and
-// makes two relaxed atomic writes on the calling thread's shard.
+// writes the bucket's count and the sum on the calling thread's shard (see shard.h).
 class Histogram {
  public:
   Histogram(const Histogram&) = delete;
@@ -54,7 +54,7 @@ class Histogram {
   explicit Histogram(std::span<const double> bounds);
 
   std::span<const double> bounds_;
-  size_t lines_per_shard_;               // a shard: word 0 is the sum, then one count per bucket
+  size_t lines_per_shard_;                 // a shard: word 0 is the sum, then one count per bucket
   std::unique_ptr<detail::Line[]> lines_;  // shardCount() * lines_per_shard_
 };
 

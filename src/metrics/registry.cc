@@ -106,29 +106,35 @@ detail::FamilyBase& Registry::add(detail::FamilyDefinition definition) {
       break;
   }
   impl_->sample_names.insert(names.begin(), names.end());
-  return *impl_->entries.emplace_back(Impl::Entry{std::move(family)}).family;
+  return *impl_->entries.emplace_back(Impl::Entry{std::move(family), 0, nullptr}).family;
 }
 
 CounterFamily& Registry::addCounter(std::string_view name, std::string_view help,
                                     std::vector<std::string> label_names, size_t max_series) {
-  return static_cast<CounterFamily&>(add({std::string(name), std::string(help),
-                                          MetricType::kCounter, std::move(label_names), {},
+  return static_cast<CounterFamily&>(add({std::string(name),
+                                          std::string(help),
+                                          MetricType::kCounter,
+                                          std::move(label_names),
+                                          {},
                                           max_series}));
 }
 
 GaugeFamily& Registry::addGauge(std::string_view name, std::string_view help,
                                 std::vector<std::string> label_names, size_t max_series) {
-  return static_cast<GaugeFamily&>(add({std::string(name), std::string(help), MetricType::kGauge,
-                                        std::move(label_names), {}, max_series}));
+  return static_cast<GaugeFamily&>(add({std::string(name),
+                                        std::string(help),
+                                        MetricType::kGauge,
+                                        std::move(label_names),
+                                        {},
+                                        max_series}));
 }
 
 HistogramFamily& Registry::addHistogram(std::string_view name, std::string_view help,
                                         std::vector<std::string> label_names,
                                         std::span<const double> bounds, size_t max_series) {
-  return static_cast<HistogramFamily&>(add({std::string(name), std::string(help),
-                                            MetricType::kHistogram, std::move(label_names),
-                                            std::vector<double>(bounds.begin(), bounds.end()),
-                                            max_series}));
+  return static_cast<HistogramFamily&>(
+      add({std::string(name), std::string(help), MetricType::kHistogram, std::move(label_names),
+           std::vector<double>(bounds.begin(), bounds.end()), max_series}));
 }
 
 Registry::CollectorId Registry::addCollector(std::function<void(std::string& out)> append) {

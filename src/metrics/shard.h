@@ -1,10 +1,10 @@
 #pragma once
 
-// Per-thread shards: a metric keeps one cache line per shard and each thread writes the shard it
-// was given on first use, so worker threads count without sharing a cache line and without a
-// lock. A scrape sums the shards. Shards are handed out round robin; a process with more
-// threads than shards puts some threads on the same shard, which stays exact (the writes are
-// atomic) and only costs some contention.
+// Per-thread shards: a metric keeps one cache line per shard and sums them on scrape. A thread
+// that counts is lent a shard of its own for its life, so it writes it with a plain load and
+// store: no lock, no atomic read-modify-write, no cache line shared with another writer. When
+// more threads count than there are shards, the extra ones share the last shard and write it
+// with atomic adds: still exact, just slower.
 
 #include <atomic>
 #include <cstddef>
@@ -25,19 +25,39 @@ struct alignas(kCacheLine) Line {
   std::atomic<uint64_t> words[kCacheLine / sizeof(uint64_t)]{};
 };
 
-// Shards per metric: the hardware threads, at least 4 and at most 64; fixed for the process.
+// Shards per metric: the hardware threads, at least 8 and at most 64; fixed for the process.
 uint32_t shardCount();
 
-// Gives the calling thread its shard (the next one round robin) and returns it.
-uint32_t assignThisThreadShard();
-
+// The calling thread's shard in t_shard: its index, with kShared set when the thread shares
+// it; kNoShard before the thread first counts.
+inline constexpr uint32_t kShared = 1u << 31;
 inline constexpr uint32_t kNoShard = UINT32_MAX;
 inline constinit thread_local uint32_t t_shard = kNoShard;
 
-// The calling thread's shard: one thread-local read after the first call.
-inline uint32_t thisThreadShard() {
-  const uint32_t shard = t_shard;
-  return shard != kNoShard ? shard : assignThisThreadShard();
+// Lends the calling thread a shard on its first count (returned when the thread exits) and
+// returns t_shard.
+uint32_t claimShard();
+
+struct ShardRef {
+  uint32_t index;
+  bool exclusive;  // the calling thread is the shard's only writer
+};
+
+// One thread-local read after the first call.
+inline ShardRef thisThreadShard() {
+  uint32_t shard = t_shard;
+  if (shard >= kShared) [[unlikely]]
+    shard = claimShard();
+  return {shard & ~kShared, shard < kShared};
+}
+
+// Adds `n` to a shard's word (unsigned: wraps, so a gauge's negative deltas add up too).
+inline void add(std::atomic<uint64_t>& word, uint64_t n, bool exclusive) {
+  if (exclusive) {
+    word.store(word.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  } else {
+    word.fetch_add(n, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace sluice::metrics::detail

@@ -13,6 +13,8 @@
 
 #include "admin/admin_server.h"
 #include "proxy/health_checker.h"
+#include "limits/local_rate_limiter.h"
+#include "limits/redis_rate_limiter.h"
 #include "proxy/proxy_handler.h"
 #include "proxy/worker_admin.h"
 #include "wasm/plugin_set.h"
@@ -62,12 +64,25 @@ class Worker {
     }
     asio::co_spawn(io_, accept(), asio::detached);
     thread_ = std::thread([this] {
+      if (redis_address_) {
+        // This thread's connection to Redis, for the rate limiter (pipelined, on this loop).
+        redis_ = std::make_unique<redis::RedisClient>(io_, *redis_address_);
+        t_redis = redis_.get();
+        redis_->connect();
+      }
       io_.run();
       // Plugin instances (engine isolates) end on the thread that used them.
       handler_.setPlugins(nullptr);
       plugins_.reset();
     });
   }
+
+  // Rate limits: the limiter all threads share; with Redis, each thread gets its own client.
+  void setLimiter(limits::RateLimiter* limiter, std::optional<redis::RedisAddress> redis) {
+    handler_.setLimiter(limiter);
+    redis_address_ = std::move(redis);
+  }
+  static redis::RedisClient& threadRedis() { return *t_redis; }
 
   // The next requests use `state`; those in flight finish on the one they started with.
   void setState(std::shared_ptr<const GatewayState> state) {
@@ -239,7 +254,12 @@ class Worker {
   std::unordered_set<ClientConnection*> connections_;
   bool draining_ = false;
   std::thread thread_;
+  std::optional<redis::RedisAddress> redis_address_;
+  std::unique_ptr<redis::RedisClient> redis_;
+  static thread_local redis::RedisClient* t_redis;
 };
+
+thread_local redis::RedisClient* Worker::t_redis = nullptr;
 
 void setUpLogging(const config::Config& config) {
   auto logger = spdlog::stderr_color_mt("sluice");
@@ -320,12 +340,32 @@ int runGateway(const config::Config& config) {
                    provider.id);
     }
   }
+  // Rate limits: in this process, or shared with other replicas through Redis.
+  std::optional<redis::RedisAddress> redis_address;
+  std::unique_ptr<limits::RateLimiter> limiter;
+  if (config.limits.redis.empty()) {
+    limiter = std::make_unique<limits::LocalRateLimiter>();
+  } else {
+    auto address = redis::parseRedisAddress(config.limits.redis);
+    if (!address) {
+      spdlog::error("limits.redis: {}", address.error());
+      return 1;
+    }
+    redis_address = *address;
+    limits::RedisLimiterOptions options;
+    options.fail_open = config.limits.redis_fail_open;
+    limiter = std::make_unique<limits::RedisRateLimiter>(&Worker::threadRedis, options);
+    spdlog::info("rate limits shared through Redis at {} (on Redis errors: {})",
+                 address->describe(), options.fail_open ? "allow" : "reject");
+  }
   AccessLog access_log(config.access_log);
   std::atomic<int> open_connections{0};
   std::list<Worker> workers;
   try {
     for (int i = 0; i < config.threads; ++i) {
-      workers.emplace_back(state, access_log, open_connections, plugin_set).listen(endpoint);
+      auto& worker = workers.emplace_back(state, access_log, open_connections, plugin_set);
+      worker.setLimiter(limiter.get(), redis_address);
+      worker.listen(endpoint);
     }
   } catch (const std::exception& e) {
     spdlog::error("cannot listen on {}:{}: {}", config.listen_host, config.listen_port, e.what());

@@ -16,6 +16,7 @@
 #include "proxy/body_transform.h"
 #include "proxy/request_fields.h"
 #include "proxy/usage_meter.h"
+#include "limits/rate_limiter.h"
 #include "translate/translate.h"
 #include "wasm/shared_state.h"
 
@@ -58,6 +59,8 @@ struct ProxyHandler::Exchange {
   const keys::KeyRecord* key = nullptr;  // the client's key, when keys are configured
   bool strip_usage = false;  // the gateway asked the upstream for stream usage, not the client
   Usage usage;               // what the answer used (estimated for a cut stream)
+  limits::Reservation reservation;  // tokens charged at admission, settled at the end
+  std::vector<std::pair<std::string_view, std::string>> extra_headers;  // x-ratelimit-*
 
   // Present when plugins apply to this request.
   std::unique_ptr<wasm::StreamData> stream;
@@ -240,6 +243,13 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
     x.stream->response_code = static_cast<uint32_t>(x.status);
     x.chain->onLog();
   }
+  if (!x.reservation.empty()) {
+    // The real usage replaces the estimate (nothing, for an answer that failed); off the
+    // request's path.
+    const uint64_t used = x.status < 400 ? x.usage.input + x.usage.output : 0;
+    asio::co_spawn(client.stream.get_executor(), limiter_->settle(std::move(x.reservation), used),
+                   asio::detached);
+  }
 
   const auto end = Clock::now();
   access_log_.write(AccessRecord{
@@ -266,6 +276,104 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
       .error = x.error,
   });
   co_return x.keep_alive;
+}
+
+namespace {
+
+// The model limit that applies: an exact name, else the longest prefix pattern, else "*".
+const config::ModelLimit* modelLimit(const config::Limits& limits, std::string_view model) {
+  const config::ModelLimit* best = nullptr;
+  size_t best_length = 0;
+  for (const auto& limit : limits.models) {
+    if (limit.model == model) return &limit;
+    const std::string_view pattern = limit.model;
+    if (pattern.ends_with('*') && model.starts_with(pattern.substr(0, pattern.size() - 1)) &&
+        (best == nullptr || pattern.size() > best_length)) {
+      best = &limit;
+      best_length = pattern.size();
+    }
+  }
+  return best;
+}
+
+// OpenAI's rate-limit headers for the tightest request and token limits of an admission.
+void addRateLimitHeaders(const limits::AdmitRequest& request, const limits::Decision& decision,
+                         std::vector<std::pair<std::string_view, std::string>>& headers) {
+  const limits::LimitStatus* tightest[2] = {nullptr, nullptr};  // requests, tokens
+  for (size_t i = 0; i < request.limits.size() && i < decision.statuses.size(); ++i) {
+    const auto& rule = request.limits[i];
+    if (rule.limit == 0) continue;
+    const int slot = rule.kind == limits::LimitKind::kRequestsPerMinute ? 0 : 1;
+    const auto& status = decision.statuses[i];
+    if (tightest[slot] == nullptr || status.remaining < tightest[slot]->remaining) {
+      tightest[slot] = &status;
+    }
+  }
+  static constexpr std::string_view kNames[2][3] = {
+      {"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+       "x-ratelimit-reset-requests"},
+      {"x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"}};
+  for (int slot = 0; slot < 2; ++slot) {
+    if (tightest[slot] == nullptr) continue;
+    headers.emplace_back(kNames[slot][0], std::to_string(tightest[slot]->limit));
+    headers.emplace_back(kNames[slot][1], std::to_string(tightest[slot]->remaining));
+    headers.emplace_back(kNames[slot][2], fmt::format("{}ms", tightest[slot]->reset_ms));
+  }
+}
+
+}  // namespace
+
+Task<bool> ProxyHandler::admit(Exchange& x) {
+  const auto* model_limit = modelLimit(x.state->config.limits, x.fields.model);
+  limits::KeyQuota key_quota;
+  if (x.key != nullptr) {
+    key_quota = {x.key->rpm, x.key->tpm, x.key->daily_tokens};
+  }
+  limits::ModelQuota model_quota;
+  if (model_limit != nullptr) model_quota = {model_limit->rpm, model_limit->tpm};
+  if (limiter_ == nullptr || (key_quota.rpm == 0 && key_quota.tpm == 0 &&
+                              key_quota.tokens_per_day == 0 && model_quota.rpm == 0 &&
+                              model_quota.tpm == 0)) {
+    co_return true;
+  }
+  // What the request may use: its prompt (about 4 bytes a token) and what it may generate.
+  const uint64_t estimate = x.request.body().size() / 4 + x.fields.max_tokens;
+  const auto request = limits::makeAdmitRequest(x.key ? std::string_view(x.key->id) : "",
+                                                key_quota, x.fields.model, model_quota, estimate);
+  auto decision = co_await limiter_->admit(request);
+  addRateLimitHeaders(request, decision, x.extra_headers);
+  if (decision.allowed) {
+    x.reservation = std::move(decision.reservation);
+    co_return true;
+  }
+  if (decision.reason == limits::RejectReason::kLimiterUnavailable) {
+    ApiError error{503, "rate_limit_error", "limiter_unavailable",
+                   "the rate limiter is unavailable; try again later"};
+    co_await fail(x, std::move(error));
+    co_return false;
+  }
+  std::string what = "a rate limit";
+  if (decision.rejected_by && *decision.rejected_by < request.limits.size()) {
+    const auto& rule = request.limits[*decision.rejected_by];
+    what = fmt::format("the limit of {} {} for {}", rule.limit,
+                       rule.kind == limits::LimitKind::kRequestsPerMinute ? "requests per minute"
+                       : rule.kind == limits::LimitKind::kTokensPerMinute ? "tokens per minute"
+                                                                           : "tokens per day",
+                       rule.subject.starts_with("key:") ? "this key" : "this model");
+  }
+  if (decision.reason == limits::RejectReason::kCostExceedsLimit) {
+    ApiError error{429, "rate_limit_error", "request_too_costly",
+                   fmt::format("the request needs more tokens ({}) than {} allows", estimate,
+                               what)};
+    co_await fail(x, std::move(error));
+    co_return false;
+  }
+  const auto seconds = std::max<int64_t>(1, (decision.retry_after_ms + 999) / 1000);
+  x.extra_headers.emplace_back("retry-after", std::to_string(seconds));
+  ApiError error{429, "rate_limit_error", "rate_limit_exceeded",
+                 fmt::format("{} is reached; retry after {} s", what, seconds)};
+  co_await fail(x, std::move(error));
+  co_return false;
 }
 
 std::optional<ApiError> ProxyHandler::authenticate(Exchange& x) {
@@ -296,6 +404,7 @@ Task<void> ProxyHandler::respond(Exchange& x, bhttp::status status, std::string 
   bhttp::response<bhttp::string_body> response{status, x.request.version()};
   response.set(bhttp::field::content_type, content_type);
   response.set("x-request-id", x.request_id);
+  for (const auto& [name, value] : x.extra_headers) response.set(name, value);
   response.body() = std::move(body);
   response.keep_alive(x.keep_alive);
   response.prepare_payload();
@@ -534,6 +643,7 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
     co_return co_await fail(x, std::move(error));
   }
   x.route = &state.config.routes[route_index];
+  if (!co_await admit(x)) co_return;
 
   DisconnectScope watch_client(x.client);
   co_await forward(x, static_cast<size_t>(route_index));
@@ -1049,6 +1159,7 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     }
   }
   head.set("x-request-id", x.request_id);
+  for (const auto& [name, value] : x.extra_headers) head.set(name, value);
   Framing framing = Framing::kClose;
   const bool no_body = upstream.result() == bhttp::status::no_content ||
                        upstream.result() == bhttp::status::not_modified ||

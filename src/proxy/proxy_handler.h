@@ -10,6 +10,7 @@
 
 #include "http/asio.h"
 #include "http/upstream_pool.h"
+#include "limits/rate_limiter.h"
 #include "proxy/access_log.h"
 #include "proxy/api_error.h"
 #include "proxy/gateway_state.h"
@@ -30,6 +31,8 @@ class ProxyHandler {
   void setState(std::shared_ptr<const GatewayState> state) { state_ = std::move(state); }
   // This thread's plugin instances (none when the config has no plugins).
   void setPlugins(const wasm::ThreadPlugins* plugins) { plugins_ = plugins; }
+  // The rate limiter shared by all threads (none: no limits apply).
+  void setLimiter(limits::RateLimiter* limiter) { limiter_ = limiter; }
 
   // Answers one request. Returns whether the connection may carry another one.
   http::Task<bool> handle(Request& request, http::ClientConnection& client, bool draining);
@@ -45,6 +48,8 @@ class ProxyHandler {
   enum class Attempt { kAnswered, kFailed, kClientGone };
 
   http::Task<void> proxy(Exchange& x);
+  // Admission by the rate limits of the key and the model; false when it answered 429.
+  http::Task<bool> admit(Exchange& x);
   // Checks the client's key when keys are configured (401 when missing, unknown or revoked).
   std::optional<ApiError> authenticate(Exchange& x);
   // Sends the request to a worker of the route's pool, retrying and falling back as the route
@@ -84,6 +89,7 @@ class ProxyHandler {
   AccessLog& access_log_;
   std::shared_ptr<const GatewayState> state_;
   const wasm::ThreadPlugins* plugins_ = nullptr;
+  limits::RateLimiter* limiter_ = nullptr;
   std::vector<size_t> next_token_;  // round-robin cursor per provider
 };
 
