@@ -1,8 +1,9 @@
 #include "limits/redis_rate_limiter.h"
 
-#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
 #include <optional>
 #include <span>
 #include <utility>

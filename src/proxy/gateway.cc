@@ -14,6 +14,7 @@
 #include "admin/admin_server.h"
 #include "proxy/health_checker.h"
 #include "limits/local_rate_limiter.h"
+#include "metrics/registry.h"
 #include "limits/redis_rate_limiter.h"
 #include "proxy/proxy_handler.h"
 #include "proxy/worker_admin.h"
@@ -354,7 +355,14 @@ int runGateway(const config::Config& config) {
     redis_address = *address;
     limits::RedisLimiterOptions options;
     options.fail_open = config.limits.redis_fail_open;
-    limiter = std::make_unique<limits::RedisRateLimiter>(&Worker::threadRedis, options);
+    auto redis_limiter = std::make_unique<limits::RedisRateLimiter>(&Worker::threadRedis, options);
+    metrics::defaultRegistry().addCollector([counted = redis_limiter.get()](std::string& out) {
+      out += "# HELP sluice_redis_errors_total Rate-limiter operations Redis did not answer "
+             "properly.\n# TYPE sluice_redis_errors_total counter\nsluice_redis_errors_total ";
+      out += std::to_string(counted->errors());
+      out += '\n';
+    });
+    limiter = std::move(redis_limiter);
     spdlog::info("rate limits shared through Redis at {} (on Redis errors: {})",
                  address->describe(), options.fail_open ? "allow" : "reject");
   }

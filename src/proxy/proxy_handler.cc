@@ -15,6 +15,7 @@
 #include "providers/provider_type.h"
 #include "proxy/body_transform.h"
 #include "proxy/request_fields.h"
+#include "proxy/gateway_metrics.h"
 #include "proxy/usage_meter.h"
 #include "limits/rate_limiter.h"
 #include "translate/translate.h"
@@ -54,6 +55,8 @@ struct ProxyHandler::Exchange {
   int status = 0;
   uint64_t bytes_out = 0;
   std::optional<Clock::time_point> first_byte;
+  std::optional<Clock::time_point> first_body;  // the first byte of the answer's body
+  Clock::time_point last_body;                  // the last write of a stream, for its gaps
   std::string error;
 
   const keys::KeyRecord* key = nullptr;  // the client's key, when keys are configured
@@ -193,7 +196,24 @@ Task<void> ProxyHandler::sendError(ClientConnection& client, const ApiError& err
   client.stream.expires_never();
 }
 
+namespace {
+
+// Counts the request in sluice_requests_in_flight while it lives.
+class InFlight {
+ public:
+  InFlight() : gauge_(*gatewayMetrics().in_flight.with({})) { gauge_.inc(); }
+  ~InFlight() { gauge_.dec(); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  metrics::Gauge& gauge_;
+};
+
+}  // namespace
+
 Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool draining) {
+  InFlight in_flight;
   Exchange x{request, client, state_};
   const auto client_id = request["x-request-id"];
   x.request_id = acceptableRequestId(client_id) ? std::string(client_id) : newRequestId();
@@ -227,8 +247,7 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
   } else if (x.path == "/metrics" && is_get) {
     // Prometheus text exposition: routing, and the metrics plugins define.
     std::string body;
-    appendRoutingMetrics(*x.state, body);
-    wasm::sharedState().metrics.appendPrometheus(body);
+    appendMetrics(*x.state, body);
     co_await respond(x, bhttp::status::ok, std::move(body), "text/plain; version=0.0.4");
   } else if (x.path == "/health" && is_get) {
     std::string body = R"({"status":"ok"})";
@@ -252,6 +271,7 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
   }
 
   const auto end = Clock::now();
+  recordMetrics(x, end);
   access_log_.write(AccessRecord{
       .request_id = x.request_id,
       .method = request.method_string(),
@@ -342,6 +362,10 @@ Task<bool> ProxyHandler::admit(Exchange& x) {
                                                 key_quota, x.fields.model, model_quota, estimate);
   auto decision = co_await limiter_->admit(request);
   addRateLimitHeaders(request, decision, x.extra_headers);
+  const bool unavailable = decision.reason == limits::RejectReason::kLimiterUnavailable;
+  gatewayMetrics()
+      .ratelimit.with({unavailable ? "unavailable" : decision.allowed ? "allowed" : "rejected"})
+      ->inc();
   if (decision.allowed) {
     x.reservation = std::move(decision.reservation);
     co_return true;
@@ -397,6 +421,30 @@ std::optional<ApiError> ProxyHandler::authenticate(Exchange& x) {
   }
   x.key = key;
   return std::nullopt;
+}
+
+void ProxyHandler::recordMetrics(const Exchange& x, Clock::time_point end) {
+  if (x.status == 0) return;  // nothing was answered (the client left before)
+  auto& metrics = gatewayMetrics();
+  const std::string_view route = x.route ? std::string_view(x.route->name) : "";
+  // Only routed models become label values: a client cannot invent series with unknown names.
+  const std::string_view model = x.route ? std::string_view(x.fields.model) : "";
+  const std::string_view provider = x.provider ? std::string_view(x.provider->id) : "";
+  char status[8];
+  const auto length = fmt::format_to_n(status, sizeof status, "{}", x.status).size;
+  metrics.requests.with({route, model, provider, std::string_view(status, length)})->inc();
+  if (x.route == nullptr) return;
+  metrics.duration.with({route})->observe(std::chrono::duration<double>(end - x.start).count());
+  if (x.first_body) {
+    metrics.first_token.with({route})->observe(
+        std::chrono::duration<double>(*x.first_body - x.start).count());
+  }
+  if (x.usage.input || x.usage.output) {
+    const std::string_view key = x.key ? std::string_view(x.key->id) : "";
+    metrics.tokens.with({model, key, "input"})->inc(x.usage.input);
+    metrics.tokens.with({model, key, "output"})->inc(x.usage.output);
+    metrics.tokens.with({model, key, "cached"})->inc(x.usage.cached);
+  }
 }
 
 Task<void> ProxyHandler::respond(Exchange& x, bhttp::status status, std::string body,
@@ -1104,6 +1152,14 @@ Task<bool> ProxyHandler::writeBody(Exchange& x, bool chunked, std::string_view p
         x.client.stream, asio::buffer(piece.data(), piece.size()), kNoThrow);
   }
   x.bytes_out += written;
+  const auto now = Clock::now();
+  if (!x.first_body) {
+    x.first_body = now;
+  } else if (x.fields.stream && x.route) {
+    gatewayMetrics().token_gap.with({x.route->name})->observe(
+        std::chrono::duration<double>(now - x.last_body).count());
+  }
+  x.last_body = now;
   co_return !ec;
 }
 

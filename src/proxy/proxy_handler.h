@@ -72,6 +72,7 @@ class ProxyHandler {
   // Writes one piece of a response body in the client's framing; false when the client is gone.
   static http::Task<bool> writeBody(Exchange& x, bool chunked, std::string_view piece);
   http::Task<void> listModels(Exchange& x);
+  void recordMetrics(const Exchange& x, std::chrono::steady_clock::time_point end);
   http::Task<void> respond(Exchange& x, http::bhttp::status status, std::string body,
                            std::string_view content_type = "application/json");
   http::Task<void> fail(Exchange& x, ApiError error);

@@ -6,6 +6,8 @@
 
 #include "admin/admin_server.h"
 #include "common/json_writer.h"
+#include "metrics/exposition.h"
+#include "proxy/gateway_metrics.h"
 
 namespace sluice::proxy {
 namespace {
@@ -203,6 +205,12 @@ void addWorkerApi(admin::AdminServer& server, ControlPlane& control) {
       return errorResponse(404, "DELETE /workers/{id} removes a worker");
     }
     return removeWorker(control, path.substr(9));
+  });
+  server.handle("GET", "/metrics", [&control](const AdminRequest&) {
+    AdminResponse response;
+    response.content_type = std::string(metrics::kContentType);
+    appendMetrics(*control.current, response.body);
+    return response;
   });
   server.handle("GET", "/health",
                 [&control](const AdminRequest&) { return health(*control.current); });
