@@ -7,6 +7,7 @@
 #include <simdjson.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -109,9 +110,15 @@ tl::expected<std::vector<KeyRecord>, std::string> loadKeyFile(const std::string&
   }
   std::stringstream text;
   text << file.rdbuf();
+  return parseKeyText(text.str(), path);
+}
+
+tl::expected<std::vector<KeyRecord>, std::string> parseKeyText(std::string_view text,
+                                                               std::string_view origin_view) {
+  const std::string path(origin_view);
   simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (auto error = parser.parse(text.str()).get(root)) {
+  if (auto error = parser.parse(text.data(), text.size()).get(root)) {
     return corrupt(path, fmt::format("invalid JSON: {}", simdjson::error_message(error)));
   }
   simdjson::dom::array items;
@@ -151,8 +158,7 @@ tl::expected<std::vector<KeyRecord>, std::string> loadKeyFile(const std::string&
   return records;
 }
 
-tl::expected<void, std::string> saveKeyFile(const std::string& path,
-                                            std::span<const KeyRecord> records) {
+std::string keyText(std::span<const KeyRecord> records) {
   std::string text;
   JsonWriter json(text);
   json.beginObject().key("version").value(1).key("keys").beginArray();
@@ -169,6 +175,30 @@ tl::expected<void, std::string> saveKeyFile(const std::string& path,
     json.endObject();
   }
   json.endArray().endObject();
+  return text;
+}
+
+bool mergeShared(std::vector<KeyRecord>& records, const std::vector<KeyRecord>& shared) {
+  bool changed = false;
+  for (const auto& remote : shared) {
+    auto local = std::find_if(records.begin(), records.end(),
+                              [&](const KeyRecord& r) { return r.id == remote.id; });
+    if (local == records.end()) {
+      if (!remote.from_config) {
+        records.push_back(remote);
+        changed = true;
+      }
+    } else if (local->hash == remote.hash && remote.revoked && !local->revoked) {
+      local->revoked = true;
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+tl::expected<void, std::string> saveKeyFile(const std::string& path,
+                                            std::span<const KeyRecord> records) {
+  std::string text = keyText(records);
   text += '\n';
 
   const auto directory = std::filesystem::path(path).parent_path();

@@ -64,6 +64,16 @@ tl::expected<std::vector<KeyRecord>, std::string> loadKeyFile(const std::string&
 tl::expected<void, std::string> saveKeyFile(const std::string& path,
                                             std::span<const KeyRecord> records);
 
+// The state file's text for `records`, and back (`origin` names the source in errors). Also the
+// form in which replicas share keys through Redis.
+std::string keyText(std::span<const KeyRecord> records);
+tl::expected<std::vector<KeyRecord>, std::string> parseKeyText(std::string_view text,
+                                                               std::string_view origin);
+
+// `records` with what another replica shared: revocations of keys known here (same id and
+// hash), and keys created there. Returns whether anything changed.
+bool mergeShared(std::vector<KeyRecord>& records, const std::vector<KeyRecord>& shared);
+
 // Config keys with the saved records applied: a saved revocation applies to the config key with
 // the same id and hash (a rotated key is not revoked by its predecessor's revocation); saved
 // admin keys follow, unless a config key took their id.

@@ -13,6 +13,7 @@
 
 #include "admin/admin_server.h"
 #include "proxy/health_checker.h"
+#include "proxy/key_sync.h"
 #include "limits/local_rate_limiter.h"
 #include "metrics/registry.h"
 #include "limits/redis_rate_limiter.h"
@@ -387,6 +388,12 @@ int runGateway(const config::Config& config) {
                          for (auto& worker : workers) worker.setState(next);
                        }};
   HealthChecker health_checker(main_io, [&control] { return control.current; });
+  // With Redis, replicas share keys created and revoked through any of them.
+  std::unique_ptr<KeySync> key_sync;
+  if (redis_address) {
+    key_sync = std::make_unique<KeySync>(main_io, *redis_address, control);
+    control.keys_changed = [sync = key_sync.get()] { sync->markDirty(); };
+  }
   std::unique_ptr<admin::AdminServer> admin_server;
   if (config.admin.port != 0) {
     admin_server = std::make_unique<admin::AdminServer>(main_io, config.admin.token);
@@ -400,6 +407,7 @@ int runGateway(const config::Config& config) {
   }
   for (auto& worker : workers) worker.start();
   health_checker.start();
+  if (key_sync) key_sync->start();
   spdlog::info("sluice listening on {}:{} with {} threads", config.listen_host, config.listen_port,
                config.threads);
   if (admin_server) {
@@ -410,6 +418,7 @@ int runGateway(const config::Config& config) {
   signals.async_wait([&](const beast::error_code&, int signal) {
     received = signal;
     health_checker.stop();
+    if (key_sync) key_sync->stop();
     if (admin_server) admin_server->stop();
     main_io.stop();
   });

@@ -31,10 +31,18 @@ void writeKey(JsonWriter& json, const keys::KeyRecord& key, std::string_view sec
   json.endObject();
 }
 
-// Saves the records (when a state_dir is configured), then publishes them: a change that could
-// not be made durable is not made at all.
+// Applies an admin change and tells the replicas.
 tl::expected<void, std::string> applyKeys(ControlPlane& control,
                                           std::vector<keys::KeyRecord> records) {
+  auto applied = applyKeyRecords(control, std::move(records));
+  if (applied && control.keys_changed) control.keys_changed();
+  return applied;
+}
+
+}  // namespace
+
+tl::expected<void, std::string> applyKeyRecords(ControlPlane& control,
+                                                std::vector<keys::KeyRecord> records) {
   const auto& state_dir = control.current->config.state_dir;
   if (!state_dir.empty()) {
     auto saved = keys::saveKeyFile(state_dir + "/keys.json", keys::persistentKeys(records));
@@ -49,6 +57,8 @@ tl::expected<void, std::string> applyKeys(ControlPlane& control,
   control.publish(control.current);
   return {};
 }
+
+namespace {
 
 AdminResponse createKey(ControlPlane& control, const AdminRequest& request) {
   simdjson::dom::parser parser;

@@ -52,6 +52,7 @@ struct ProxyHandler::Exchange {
   Translation translation = Translation::kNone;
   std::string upstream;
   uint32_t retries = 0;
+  uint64_t bytes_in = 0;  // the client's body, as it sent it
   int status = 0;
   uint64_t bytes_out = 0;
   std::optional<Clock::time_point> first_byte;
@@ -220,6 +221,7 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
   const auto target = request.target();
   x.path = target.substr(0, target.find('?'));
   x.keep_alive = request.keep_alive() && !draining;
+  x.bytes_in = request.body().size();
 
   const bool is_post = request.method() == bhttp::verb::post;
   const bool is_get = request.method() == bhttp::verb::get;
@@ -289,7 +291,7 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
       .peer = client.peer,
       .status = x.status,
       .stream = x.fields.stream,
-      .bytes_in = request.body().size(),
+      .bytes_in = x.bytes_in,
       .bytes_out = x.bytes_out,
       .duration_ms = millisSince(x.start, end),
       .ttfb_ms = x.first_byte ? millisSince(x.start, *x.first_byte) : -1.0,
@@ -947,10 +949,7 @@ Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
       const bool probe = admission == routing::EndpointHealth::Admission::kProbe;
       const auto outcome = co_await tryEndpoint(x, upstream_request, route, pool, *picked, probe,
                                                 pool_retry || fallback_left, last_error);
-      if (outcome == Attempt::kAnswered) {
-        if (!several_providers) x.request.body() = std::move(upstream_request.body());
-        co_return;
-      }
+      if (outcome == Attempt::kAnswered) co_return;
       if (outcome == Attempt::kClientGone || watch.client_gone) co_return;
       tried.push_back(worker.endpoint);
       if (!pool_retry || !pool.budget->tryRetry(routing::steadyNowMs())) {
@@ -976,7 +975,6 @@ Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
       if (Clock::now() >= x.deadline) break;
     }
   }
-  if (!several_providers && prepared) x.request.body() = std::move(upstream_request.body());
   if (Clock::now() >= x.deadline) {
     last_error = {504, "upstream_error", "upstream_timeout",
                   fmt::format("no upstream answered within the route's total timeout ({} ms)",
@@ -1357,6 +1355,8 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   if (meter) {
     meter->finish();
     x.usage = meter->usage();
+    // A cut OpenAI stream reports no prompt tokens: the upstream did read the prompt.
+    if (!x.usage.reported && x.usage.input == 0) x.usage.input = x.bytes_in / 4;
   } else if (count_usage && answer_complete && !answer.empty()) {
     x.usage = usageFromBody(answer, x.type->dialect());
   }

@@ -16,7 +16,13 @@ namespace sluice::proxy {
 struct ControlPlane {
   std::shared_ptr<const GatewayState> current;
   std::function<void(std::shared_ptr<const GatewayState>)> publish;
+  std::function<void()> keys_changed;  // the admin API changed keys (for replicas); may be empty
 };
+
+// Saves `records` to state_dir (when configured), then publishes them; a change that could not
+// be made durable is not made.
+tl::expected<void, std::string> applyKeyRecords(ControlPlane& control,
+                                                std::vector<keys::KeyRecord> records);
 
 // GET/POST /workers, DELETE /workers/{id} and GET /health on the admin listener. A change builds
 // a new snapshot that keeps every other endpoint's state, and applies from each thread's next
