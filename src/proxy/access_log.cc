@@ -59,6 +59,7 @@ void AccessLog::write(const AccessRecord& record) {
     json.value(record.ttfb_ms);
   }
   if (!record.error.empty()) json.key("error").value(record.error);
+  if (!record.plugin_actions.empty()) json.key("plugin_actions").value(record.plugin_actions);
   json.endObject();
   logger_->info(line);
 }

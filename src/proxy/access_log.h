@@ -34,6 +34,7 @@ struct AccessRecord {
   double duration_ms = 0;
   double ttfb_ms = -1;  // negative: nothing was sent
   std::string_view error;
+  std::string_view plugin_actions;  // PluginChain::actions()
 };
 
 class AccessLog {

@@ -260,9 +260,11 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
         fmt::format("unknown endpoint {} {}", std::string_view(request.method_string()), x.path)};
   }
   if (error) co_await fail(x, std::move(*error));
+  std::string plugin_actions;
   if (x.chain) {
     x.stream->response_code = static_cast<uint32_t>(x.status);
     x.chain->onLog();
+    plugin_actions = x.chain->actions();
   }
   if (!x.reservation.empty()) {
     // The real usage replaces the estimate (nothing, for an answer that failed); off the
@@ -296,6 +298,7 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
       .duration_ms = millisSince(x.start, end),
       .ttfb_ms = x.first_byte ? millisSince(x.start, *x.first_byte) : -1.0,
       .error = x.error,
+      .plugin_actions = plugin_actions,
   });
   co_return x.keep_alive;
 }

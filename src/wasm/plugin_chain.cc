@@ -50,6 +50,26 @@ bool PluginChain::ready(Entry& entry) {
   return entry.context != 0;
 }
 
+std::string PluginChain::actions() const {
+  std::string out;
+  auto add = [&out](std::string_view action, std::string_view plugin = {}) {
+    if (!out.empty()) out += ',';
+    out += action;
+    if (!plugin.empty()) {
+      out += ':';
+      out += plugin;
+    }
+  };
+  if (stream_.local_response) add("local_response");
+  if (stream_.request_body_changed) add("request_body");
+  if (stream_.response_body_changed) add("response_body");
+  if (!failure_.empty()) add("failed");
+  for (const auto& entry : entries_) {
+    if (entry.skipped) add("fail_open", entry.instance->name());
+  }
+  return out;
+}
+
 ChainStatus PluginChain::fail(Entry& entry, const std::string& why) {
   if (entry.instance->plugin().settings().failure_policy == config::FailurePolicy::kFailOpen) {
     entry.skipped = true;

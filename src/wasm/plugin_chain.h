@@ -41,6 +41,10 @@ class PluginChain {
   void onLog();
 
   const std::string& failure() const { return failure_; }
+  // What the plugins did, for the access log: "local_response", "request_body", "response_body",
+  // "failed", and "fail_open:<plugin>" for each plugin a failure took out of the chain;
+  // comma-separated, empty when they only looked.
+  std::string actions() const;
 
  private:
   enum class Phase { kRequestHeaders, kRequestBody, kResponseHeaders, kResponseBody };

@@ -156,6 +156,8 @@ describe('failing plugins', { timeout: 60_000 }, () => {
   test('a trap is skipped with fail_open: 200', async () => {
     for (let i = 0; i < 3; i++) assertStatus(await chat(gw, 'trap-open'), 200);
     await assertStillServing(gw);
+    const line = await gw.waitForLog((l) => l.model === 'trap-open');
+    assert.match(line.plugin_actions, /fail_open:trap_open/);
   });
 
   test('malformed header maps are refused by the host; the request is served', async () => {

@@ -94,6 +94,9 @@ describe('auth plugin', { timeout: 60_000 }, () => {
     assert.match(result.headers.get('content-type'), /application\/json/);
     assert.ok(result.headers.get('x-request-id'), 'a local response still carries x-request-id');
     assert.equal((await mock.stats()).requests, before, 'the refused request reached the upstream');
+    const id = result.headers.get('x-request-id');
+    const line = await gw.waitForLog((l) => l.request_id === id);
+    assert.equal(line.plugin_actions, 'local_response');
   });
 
   test('a wrong key is 401, as Bearer and as x-api-key', async () => {
