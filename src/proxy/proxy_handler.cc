@@ -49,6 +49,7 @@ struct ProxyHandler::Exchange {
   const providers::ProviderType* type = nullptr;
   providers::Capability upstream_capability = providers::Capability::kChat;
   std::string upstream_model;
+  std::string upstream_model_override;  // set by a plugin through ai.upstream_model
   Translation translation = Translation::kNone;
   std::string upstream;
   uint32_t retries = 0;
@@ -263,6 +264,7 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
   std::string plugin_actions;
   if (x.chain) {
     x.stream->response_code = static_cast<uint32_t>(x.status);
+    fillAiProperties(x);
     x.chain->onLog();
     plugin_actions = x.chain->actions();
   }
@@ -532,6 +534,21 @@ Task<bool> ProxyHandler::answerChain(Exchange& x, wasm::ChainStatus status) {
   co_return false;
 }
 
+void ProxyHandler::fillAiProperties(Exchange& x) {
+  auto& properties = x.stream->properties;
+  if (x.route) properties["ai.route"] = x.route->name;
+  if (x.provider) {
+    properties["ai.provider"] = x.provider->id;
+    properties["ai.upstream_model"] = x.upstream_model;
+    properties["ai.upstream"] = x.upstream;
+  }
+  if (x.usage.input || x.usage.output) {
+    properties["ai.usage.input_tokens"] = std::to_string(x.usage.input);
+    properties["ai.usage.output_tokens"] = std::to_string(x.usage.output);
+    properties["ai.usage.cache_read_tokens"] = std::to_string(x.usage.cached);
+  }
+}
+
 Task<bool> ProxyHandler::runRequestPlugins(Exchange& x, int route_index) {
   x.stream = std::make_unique<wasm::StreamData>();
   auto& stream = *x.stream;
@@ -541,6 +558,11 @@ Task<bool> ProxyHandler::runRequestPlugins(Exchange& x, int route_index) {
   if (x.request.find("x-request-id") == x.request.end()) {
     stream.request_headers.emplace_back("x-request-id", x.request_id);
   }
+  auto& properties = stream.properties;
+  properties["ai.model"] = x.fields.model;
+  properties["ai.stream"] = x.fields.stream ? "true" : "false";
+  if (route_index >= 0) properties["ai.route"] = x.state->config.routes[route_index].name;
+  if (x.key != nullptr) properties["ai.api_key_id"] = x.key->id;
   x.chain = std::make_unique<wasm::PluginChain>(plugins_->chainFor(route_index), stream);
 
   auto& body = x.request.body();
@@ -679,9 +701,28 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
     }
   }
   if (plugins_ != nullptr && !plugins_->chainFor(route_index).empty()) {
+    const std::string before =
+        route_index >= 0 ? state.config.routes[route_index].name : std::string();
     if (!co_await runRequestPlugins(x, route_index)) co_return;
-    if (!generate_without_model) {
-      route_index = state.routes.find(x.fields.model);  // a plugin may have changed the model
+    // A plugin may re-route: by naming a route in ai.route, or by changing the model.
+    const auto& properties = x.stream->properties;
+    const auto named = properties.find("ai.route");
+    if (named != properties.end() && named->second != before) {
+      route_index = -1;
+      for (size_t i = 0; i < state.config.routes.size(); ++i) {
+        if (state.config.routes[i].name == named->second) route_index = static_cast<int>(i);
+      }
+      if (route_index < 0) {
+        ApiError error{500, "server_error", "plugin_bad_route",
+                       fmt::format("a plugin routed the request to \"{}\", which is no route",
+                                   named->second.substr(0, 128))};
+        co_return co_await fail(x, std::move(error));
+      }
+    } else if (!generate_without_model) {
+      route_index = state.routes.find(x.fields.model);
+    }
+    if (auto forced = properties.find("ai.upstream_model"); forced != properties.end()) {
+      x.upstream_model_override = forced->second;
     }
   }
   if (x.key != nullptr && !x.key->allows(x.fields.model)) {
@@ -783,7 +824,9 @@ std::optional<ApiError> ProxyHandler::prepareUpstream(Exchange& x, size_t provid
 
   // Model mapping, then the body the upstream gets: the client's bytes when nothing changes,
   // moved rather than copied unless another provider may need them later.
-  x.upstream_model = x.provider->model_mapping.map(x.fields.model);
+  x.upstream_model = x.upstream_model_override.empty()
+                         ? x.provider->model_mapping.map(x.fields.model)
+                         : x.upstream_model_override;
   std::string body = keep_client_body ? x.request.body() : std::move(x.request.body());
   if (x.translation != Translation::kNone) {
     auto translated =
@@ -1191,6 +1234,7 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   if (x.chain) {
     auto& stream = *x.stream;
     fillResponseHeaders(upstream.base(), stream.response_headers);
+    fillAiProperties(x);
     stream.response_code = static_cast<uint32_t>(x.status);
     auto status = co_await settle(x, x.chain->onResponseHeaders(parser.is_done()));
     if (co_await answerChain(x, status)) co_return true;  // the upstream answer is dropped

@@ -79,6 +79,8 @@ class ProxyHandler {
 
   // Plugin steps: run the request phases, wait out pauses, answer local responses.
   http::Task<bool> runRequestPlugins(Exchange& x, int route_index);
+  // The ai.* properties plugins read: route, provider, upstream model and endpoint, usage.
+  static void fillAiProperties(Exchange& x);
   http::Task<wasm::ChainStatus> settle(Exchange& x, wasm::ChainStatus status);
   http::Task<wasm::HttpCallResponse> performHttpCall(Exchange& x,
                                                      const wasm::HttpCallRequest& call);

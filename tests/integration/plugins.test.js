@@ -548,3 +548,64 @@ describe('openai client through the auth plugin', { timeout: 60_000 }, () => {
     );
   });
 });
+
+describe('ai.* properties', { timeout: 60_000 }, () => {
+  let mock;
+  let gw;
+  const KEY = 'sk-ai-props-0123456789abcdef';
+
+  before(async () => {
+    mock = await startMock({ tokens: 5 });
+    gw = await startGateway({
+      threads: 2,
+      keys: [{ id: 'props', key: KEY }],
+      providers: [
+        {
+          id: 'mock',
+          type: 'openai',
+          endpoints: [mock.url],
+          model_mapping: { 'gpt-4o': 'upstream-4o' },
+        },
+      ],
+      routes: [
+        { name: 'main', models: ['*'], provider: 'mock' },
+        { name: 'special', models: ['special-only'], provider: 'mock' },
+      ],
+      plugins: [{ name: 'ai', path: plugin('test_ai_properties') }],
+    });
+  });
+
+  after(async () => {
+    await Promise.all([gw?.stop(), mock?.stop()]);
+  });
+
+  test('plugins read the model, route, key, provider, upstream and usage', async () => {
+    const result = await chat(gw, 'gpt-4o', { headers: { authorization: `Bearer ${KEY}` } });
+    assertStatus(result, 200);
+    const last = await mock.last();
+    assert.equal(last.headers['x-ai-seen'], 'gpt-4o|false|main|props');
+    assert.equal(JSON.parse(last.body).model, 'upstream-4o');
+    assert.equal(result.headers.get('x-ai-upstream'), `mock|upstream-4o|main|${mock.url}`);
+    await waitFor(() => /plugin ai: ai usage in=\d+ out=5 cached=0/.test(gw.stderr), {
+      what: 'the usage logged by proxy_on_log',
+    });
+  });
+
+  test('setting ai.upstream_model and ai.route re-routes the request', async () => {
+    const forced = await chat(gw, 'gpt-4o', {
+      headers: { authorization: `Bearer ${KEY}`, 'x-force-model': 'chosen-by-plugin', 'x-force-route': 'special' },
+    });
+    assertStatus(forced, 200);
+    assert.equal(JSON.parse((await mock.last()).body).model, 'chosen-by-plugin');
+    assert.equal(forced.headers.get('x-ai-upstream'), `mock|chosen-by-plugin|special|${mock.url}`);
+    const id = forced.headers.get('x-request-id');
+    const line = await gw.waitForLog((l) => l.request_id === id);
+    assert.equal(line.route, 'special');
+
+    const nowhere = await chat(gw, 'gpt-4o', {
+      headers: { authorization: `Bearer ${KEY}`, 'x-force-route': 'no-such-route' },
+    });
+    assertStatus(nowhere, 500);
+    assert.equal(nowhere.json.error.code, 'plugin_bad_route');
+  });
+});
