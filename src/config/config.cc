@@ -360,6 +360,17 @@ void readProvider(Reader& reader, const YAML::Node& node, const std::string& pat
   }
 }
 
+// Model patterns: exact names, a prefix wildcard like "gpt-4*", or "*".
+void checkModelPattern(Reader& reader, const YAML::Node& node, const std::string& path,
+                       const std::string& model) {
+  const auto star = model.find('*');
+  if (model.empty() || (star != std::string::npos && star != model.size() - 1)) {
+    reader.error(node, path,
+                 fmt::format("\"{}\" is not a model name, a prefix wildcard like \"gpt-4*\" or \"*\"",
+                             model));
+  }
+}
+
 void readBalancerOptions(Reader& reader, const YAML::Node& node, const std::string& path,
                          Route& route) {
   if (const auto hash = node["consistent_hash"]) {
@@ -444,14 +455,8 @@ void readRoute(Reader& reader, const YAML::Node& node, const std::string& path, 
   } else {
     reader.stringList(node["models"], path + ".models", route.models);
     for (size_t i = 0; i < route.models.size(); ++i) {
-      const auto& model = route.models[i];
-      const auto star = model.find('*');
-      if (model.empty() || (star != std::string::npos && star != model.size() - 1)) {
-        reader.error(node["models"][i], fmt::format("{}.models[{}]", path, i),
-                     fmt::format("\"{}\" is not a model name, a prefix wildcard like \"gpt-4*\" "
-                                 "or \"*\"",
-                                 model));
-      }
+      checkModelPattern(reader, node["models"][i], fmt::format("{}.models[{}]", path, i),
+                        route.models[i]);
     }
   }
   if (node["provider"] && node["targets"]) {
@@ -516,17 +521,6 @@ void readAdmin(Reader& reader, const YAML::Node& node, Admin& admin) {
     reader.error(node, "admin.token", "required: the admin API accepts only this Bearer token");
   } else if (reader.string(node["token"], "admin.token", admin.token) && admin.token.size() < 16) {
     reader.error(node["token"], "admin.token", "too short: use at least 16 characters");
-  }
-}
-
-// Model patterns: exact names, a prefix wildcard like "gpt-4*", or "*".
-void checkModelPattern(Reader& reader, const YAML::Node& node, const std::string& path,
-                       const std::string& model) {
-  const auto star = model.find('*');
-  if (model.empty() || (star != std::string::npos && star != model.size() - 1)) {
-    reader.error(node, path,
-                 fmt::format("\"{}\" is not a model name, a prefix wildcard like \"gpt-4*\" or \"*\"",
-                             model));
   }
 }
 
