@@ -22,8 +22,13 @@ void KeySync::start() { asio::co_spawn(io_, run(), asio::detached); }
 Task<void> KeySync::run() {
   asio::steady_timer timer(io_);
   while (!stopped_) {
-    if (dirty_ && co_await push()) dirty_ = false;
+    // Pull first: a replica that was down learns the revocations made meanwhile before it
+    // writes anything.
     co_await pull();
+    if (dirty_) {
+      dirty_ = false;  // changes made while pushing set it again
+      if (!co_await push()) dirty_ = true;
+    }
     timer.expires_after(kInterval);
     co_await timer.async_wait(kNoThrow);
   }
@@ -33,7 +38,10 @@ Task<bool> KeySync::push() {
   const auto records = keys::persistentKeys(control_.current->keys->records());
   for (const auto& record : records) {
     const auto text = keys::keyText(std::span(&record, 1));
-    const std::array<std::string_view, 4> command{"HSET", kHash, record.id, text};
+    // A revocation overwrites; anything else is only added, so that a replica with an older
+    // state can never undo a revocation made elsewhere.
+    const std::array<std::string_view, 4> command{record.revoked ? "HSET" : "HSETNX", kHash,
+                                                  record.id, text};
     auto reply = co_await redis_.call(command);
     if (!reply || reply->isError()) co_return false;
   }
@@ -60,15 +68,16 @@ Task<void> KeySync::pull() {
     }
     shared.insert(shared.end(), parsed->begin(), parsed->end());
   }
-  seen_version_ = version->string();
   const auto& current = control_.current->keys->records();
   std::vector<keys::KeyRecord> records(current.begin(), current.end());
-  if (!keys::mergeShared(records, shared)) co_return;
-  if (auto applied = applyKeyRecords(control_, std::move(records)); !applied) {
-    spdlog::error("key sync: {}", applied.error());
-  } else {
+  if (keys::mergeShared(records, shared)) {
+    if (auto applied = applyKeyRecords(control_, std::move(records)); !applied) {
+      spdlog::error("key sync: {} (tried again at the next turn)", applied.error());
+      co_return;
+    }
     spdlog::info("key sync: keys changed by another replica applied");
   }
+  seen_version_ = version->string();
 }
 
 }  // namespace sluice::proxy

@@ -268,9 +268,10 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
     x.chain->onLog();
     plugin_actions = x.chain->actions();
   }
-  if (!x.reservation.empty()) {
+  const bool usage_known = x.usage.reported || x.usage.input + x.usage.output > 0;
+  if (!x.reservation.empty() && (x.status >= 400 || usage_known)) {
     // The real usage replaces the estimate (nothing, for an answer that failed); off the
-    // request's path.
+    // request's path. A successful answer whose usage is unknown keeps the estimate.
     const uint64_t used = x.status < 400 ? x.usage.input + x.usage.output : 0;
     asio::co_spawn(client.stream.get_executor(), limiter_->settle(std::move(x.reservation), used),
                    asio::detached);
@@ -955,7 +956,9 @@ Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
   for (size_t r = 0; r < routes.size(); ++r) {
     const auto& route = state.config.routes[routes[r]];
     const auto& pool = state.pools[routes[r]];
+    if (Clock::now() >= x.deadline) break;
     if (r > 0) {
+      pool.budget->onRequest(routing::steadyNowMs());
       pool.counters->fallbacks.fetch_add(1, std::memory_order_relaxed);
       spdlog::info("request {}: route {} failed: falling back to route {}", x.request_id,
                    x.route->name, route.name);
@@ -1000,8 +1003,11 @@ Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
       tried.push_back(worker.endpoint);
       if (!pool_retry || !pool.budget->tryRetry(routing::steadyNowMs())) {
         if (attempts_left) pool.counters->retries_denied.fetch_add(1, std::memory_order_relaxed);
-        if (fallback_left) ++x.retries;  // the next route's pool gets the request
-        else r = routes.size();
+        if (fallback_left && Clock::now() < x.deadline) {
+          ++x.retries;  // the next route's pool gets the request
+        } else {
+          r = routes.size();
+        }
         break;
       }
       pool.counters->retries.fetch_add(1, std::memory_order_relaxed);
@@ -1057,6 +1063,11 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
   const routing::PickContext context{};
   WorkerLoad load(pool, index, context);
   auto failed = [&] {
+    if (Clock::now() >= x.deadline) {
+      // The route's total timeout ended the attempt: no verdict on the endpoint.
+      health.onNeutral(probe);
+      return;
+    }
     worker.endpoint->failures.fetch_add(1, std::memory_order_relaxed);
     health.onFailure(probe, routing::steadyNowMs(), outlier.consecutive_failures,
                      outlier.cooldown_ms);
@@ -1141,7 +1152,7 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
       watch.upstream = nullptr;
       if (!upstream_ok || (status >= 500 && status != 501)) {
         failed();
-      } else if (watch.client_gone) {
+      } else if (watch.client_gone || status == 429) {
         health.onNeutral(probe);
       } else {
         health.onSuccess(probe);
