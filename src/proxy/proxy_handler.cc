@@ -996,8 +996,16 @@ Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
       const bool pool_retry = attempts_left && pool.budget->canRetry(routing::steadyNowMs());
       const bool fallback_left = r + 1 < routes.size() && time_left;
       const bool probe = admission == routing::EndpointHealth::Admission::kProbe;
-      const auto outcome = co_await tryEndpoint(x, upstream_request, route, pool, *picked, probe,
-                                                pool_retry || fallback_left, last_error);
+      Attempt outcome;
+      try {
+        outcome = co_await tryEndpoint(x, upstream_request, route, pool, *picked, probe,
+                                       pool_retry || fallback_left, last_error);
+      } catch (...) {
+        // Every admitted attempt reports an outcome: a half-open breaker's probe must not
+        // stay taken.
+        worker.endpoint->health.onNeutral(probe);
+        throw;
+      }
       if (outcome == Attempt::kAnswered) co_return;
       if (outcome == Attempt::kClientGone || watch.client_gone) co_return;
       tried.push_back(worker.endpoint);
