@@ -1297,15 +1297,45 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   head.keep_alive(x.keep_alive);
 
   bhttp::response_serializer<bhttp::empty_body> serializer{head};
-  x.client.stream.expires_after(idle_timeout);
-  auto [ec, n] = co_await bhttp::async_write_header(x.client.stream, serializer, kNoThrow);
-  x.first_byte = Clock::now();
-  x.bytes_out += n;
+  beast::error_code ec;
+  size_t n = 0;
+  // A body of known length goes out with its head: the head is serialised here and written
+  // together with the first piece of the body, one write instead of two.
+  std::string pending_head;
+  if (framing == Framing::kLength && !no_body && !parser.is_done()) {
+    serializer.split(true);
+    while (!serializer.is_header_done() && !ec) {
+      serializer.next(ec, [&](beast::error_code&, const auto& buffers) {
+        const auto size = asio::buffer_size(buffers);
+        const auto start = pending_head.size();
+        pending_head.resize(start + size);
+        asio::buffer_copy(asio::buffer(pending_head.data() + start, size), buffers);
+        serializer.consume(size);
+      });
+    }
+  } else {
+    x.client.stream.expires_after(idle_timeout);
+    std::tie(ec, n) = co_await bhttp::async_write_header(x.client.stream, serializer, kNoThrow);
+    x.first_byte = Clock::now();
+    x.bytes_out += n;
+  }
   if (ec) {
     x.keep_alive = false;
     x.client.stream.expires_never();
     co_return true;
   }
+  // Writes what is left of the head, with `piece` after it.
+  auto writeHead = [&](std::string_view piece) -> Task<bool> {
+    const std::array<asio::const_buffer, 2> buffers{
+        asio::buffer(pending_head), asio::buffer(piece.data(), piece.size())};
+    x.client.stream.expires_after(idle_timeout);
+    auto [write_ec, written] = co_await asio::async_write(x.client.stream, buffers, kNoThrow);
+    x.first_byte = Clock::now();
+    if (!piece.empty()) x.first_body = x.first_byte;
+    x.bytes_out += written;
+    pending_head.clear();
+    co_return !write_ec;
+  };
 
   // Passes a piece through the response-body plugins; false when the stream must end.
   bool plugins_saw_end = false;
@@ -1387,11 +1417,24 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
       }
       piece = x.stream->response_body;
     }
-    if (!co_await writeBody(x, framing == Framing::kChunked, piece)) {
+    const bool written = pending_head.empty()
+                             ? co_await writeBody(x, framing == Framing::kChunked, piece)
+                             : co_await writeHead(piece);
+    if (!written) {
       x.error = "client write failed";
       complete = false;
       break;
     }
+  }
+  const std::string_view no_body_piece;
+  if (!pending_head.empty() && complete && !co_await writeHead(no_body_piece)) complete = false;
+  if (!pending_head.empty() && !x.client.watch->client_gone) {
+    // The upstream broke off before any byte reached the client: an error can still be told.
+    pending_head.clear();
+    ApiError error{502, "upstream_error", "upstream_broken", x.error};
+    co_await fail(x, std::move(error));
+    x.client.stream.expires_never();
+    co_return upstream_ok;
   }
   if (complete && transform && !transform_finished) {  // the answer had no body to read
     transformed.clear();

@@ -213,3 +213,36 @@ describe('errors', { timeout: 60_000 }, () => {
     assert.equal(result.json.choices[0].message.content, 'tok0 tok1 tok2 ');
   });
 });
+
+describe('an upstream answer that breaks off', () => {
+  test('before any byte reached the client: 502 upstream_broken', async () => {
+    const net = await import('node:net');
+    // Promises 100 bytes of body, sends none, closes.
+    const server = net.createServer((socket) => {
+      socket.once('data', () => {
+        socket.end(
+          'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n',
+        );
+      });
+    });
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address();
+    const gw = await startGateway({
+      threads: 1,
+      providers: [{ id: 'broken', type: 'openai', endpoints: [`http://127.0.0.1:${port}`] }],
+      routes: [{ name: 'all', models: ['*'], provider: 'broken', retry: { attempts: 1 } }],
+    });
+    try {
+      const result = await postJson(`${gw.url}/v1/chat/completions`, {
+        model: 'm',
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+      assert.equal(result.status, 502);
+      assert.equal(result.json.error.code, 'upstream_broken');
+      assert.match(result.json.error.message, /upstream body/);
+    } finally {
+      await gw.stop();
+      server.close();
+    }
+  });
+});
