@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
+#include <cstdint>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -866,21 +867,22 @@ void validateReferences(Reader& reader, const YAML::Node& root, Config& config) 
 
 }  // namespace
 
+size_t modelPatternRank(std::string_view pattern, std::string_view model) {
+  if (pattern == model) return SIZE_MAX;
+  if (pattern.ends_with('*') && model.starts_with(pattern.substr(0, pattern.size() - 1))) {
+    return pattern.size();  // the prefix's length + 1
+  }
+  return 0;
+}
+
 std::string ModelMapping::map(std::string_view model) const {
   const std::pair<std::string, std::string>* best = nullptr;
-  size_t best_length = 0;  // prefix length + 1, so that "*" beats no match
+  size_t best_rank = 0;
   for (const auto& rule : rules) {
-    const auto& pattern = rule.first;
-    if (pattern == model) {
+    const auto rank = modelPatternRank(rule.first, model);
+    if (rank > best_rank) {
       best = &rule;
-      break;
-    }
-    if (pattern.ends_with('*')) {
-      const auto prefix = std::string_view(pattern).substr(0, pattern.size() - 1);
-      if (model.starts_with(prefix) && (best == nullptr || prefix.size() + 1 > best_length)) {
-        best = &rule;
-        best_length = prefix.size() + 1;
-      }
+      best_rank = rank;
     }
   }
   if (best == nullptr || best->second.empty()) return std::string(model);

@@ -20,6 +20,11 @@ struct Endpoint {
   uint32_t weight = 1;    // share of its provider's traffic within a route's pool
 };
 
+// How well a model pattern (an exact name, "prefix*" or "*") matches `model`: 0 when it does
+// not; an exact name beats every wildcard, a longer prefix a shorter one, "*" (1) comes last.
+// Routes, model mappings, model limits and key permissions all choose by this rank.
+size_t modelPatternRank(std::string_view pattern, std::string_view model);
+
 // How a provider's model names are rewritten: exact names first, then the longest prefix
 // wildcard ("gpt-4*"), then "*"; an empty target keeps the requested name.
 struct ModelMapping {

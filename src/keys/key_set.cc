@@ -21,14 +21,9 @@ namespace sluice::keys {
 
 bool KeyRecord::allows(std::string_view model) const {
   if (models.empty()) return true;
-  for (const auto& pattern : models) {
-    if (pattern == model) return true;
-    if (pattern.ends_with('*') &&
-        model.starts_with(std::string_view(pattern).substr(0, pattern.size() - 1))) {
-      return true;
-    }
-  }
-  return false;
+  return std::any_of(models.begin(), models.end(), [model](const std::string& pattern) {
+    return config::modelPatternRank(pattern, model) > 0;
+  });
 }
 
 std::string hashKey(std::string_view key) {

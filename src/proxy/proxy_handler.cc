@@ -311,14 +311,12 @@ namespace {
 // The model limit that applies: an exact name, else the longest prefix pattern, else "*".
 const config::ModelLimit* modelLimit(const config::Limits& limits, std::string_view model) {
   const config::ModelLimit* best = nullptr;
-  size_t best_length = 0;
+  size_t best_rank = 0;
   for (const auto& limit : limits.models) {
-    if (limit.model == model) return &limit;
-    const std::string_view pattern = limit.model;
-    if (pattern.ends_with('*') && model.starts_with(pattern.substr(0, pattern.size() - 1)) &&
-        (best == nullptr || pattern.size() > best_length)) {
+    const auto rank = config::modelPatternRank(limit.model, model);
+    if (rank > best_rank) {
       best = &limit;
-      best_length = pattern.size();
+      best_rank = rank;
     }
   }
   return best;
