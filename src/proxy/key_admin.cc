@@ -50,12 +50,8 @@ tl::expected<void, std::string> applyKeyRecords(ControlPlane& control,
   } else {
     spdlog::warn("admin: no state_dir configured: key changes are lost at restart");
   }
-  auto next = std::make_shared<keys::KeySet>(std::move(records));
-  auto built = buildGatewayState(control.current->config, control.current.get(), std::move(next));
-  if (!built) return tl::make_unexpected(built.error());
-  control.current = std::move(*built);
-  control.publish(control.current);
-  return {};
+  return applyState(control, control.current->config,
+                    std::make_shared<keys::KeySet>(std::move(records)));
 }
 
 namespace {

@@ -60,15 +60,6 @@ AdminResponse listWorkers(const GatewayState& state) {
   return response;
 }
 
-// Publishes `config` as the new snapshot; the error names what could not be built.
-tl::expected<void, std::string> apply(ControlPlane& control, config::Config config) {
-  auto built = buildGatewayState(std::move(config), control.current.get());
-  if (!built) return tl::make_unexpected(built.error());
-  control.current = std::move(*built);
-  control.publish(control.current);
-  return {};
-}
-
 AdminResponse addWorker(ControlPlane& control, const AdminRequest& request) {
   simdjson::dom::parser parser;
   simdjson::dom::object object;
@@ -108,7 +99,7 @@ AdminResponse addWorker(ControlPlane& control, const AdminRequest& request) {
   }
   provider->endpoints.push_back(std::move(*endpoint));
   const auto provider_index = static_cast<size_t>(provider - config.providers.begin());
-  if (auto applied = apply(control, std::move(config)); !applied) {
+  if (auto applied = applyState(control, std::move(config)); !applied) {
     return errorResponse(400, applied.error());
   }
   spdlog::info("admin: worker {} ({}) added to provider {}", id, url, provider_id);
@@ -129,7 +120,7 @@ AdminResponse removeWorker(ControlPlane& control, std::string_view id) {
       const auto url = endpoints[e]->endpoint.url;
       auto& list = config.providers[p].endpoints;
       list.erase(list.begin() + static_cast<std::ptrdiff_t>(e));
-      if (auto applied = apply(control, std::move(config)); !applied) {
+      if (auto applied = applyState(control, std::move(config)); !applied) {
         return errorResponse(500, applied.error(), "server_error");
       }
       spdlog::info("admin: worker {} ({}) removed", id, url);
@@ -189,6 +180,15 @@ AdminResponse health(const GatewayState& state) {
 }
 
 }  // namespace
+
+tl::expected<void, std::string> applyState(ControlPlane& control, config::Config config,
+                                           std::shared_ptr<const keys::KeySet> keys) {
+  auto built = buildGatewayState(std::move(config), control.current.get(), std::move(keys));
+  if (!built) return tl::make_unexpected(built.error());
+  control.current = std::move(*built);
+  control.publish(control.current);
+  return {};
+}
 
 void addWorkerApi(admin::AdminServer& server, ControlPlane& control) {
   server.handle("GET", "/workers", [&control](const AdminRequest& request) {
