@@ -6,6 +6,7 @@
 #include <map>
 
 #include "http/upstream_pool.h"
+#include "metrics/exposition.h"
 #include "routing/stable_hash.h"
 
 namespace sluice::proxy {
@@ -176,17 +177,10 @@ tl::expected<std::shared_ptr<const GatewayState>, std::string> buildGatewayState
 
 namespace {
 
-// A label value with \\, " and newlines escaped, as the exposition format requires.
+// A label value, escaped as the exposition format requires.
 std::string label(std::string_view value) {
   std::string out;
-  for (char c : value) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
+  metrics::appendLabelValue(out, value);
   return out;
 }
 
