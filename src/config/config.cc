@@ -525,6 +525,25 @@ void readAdmin(Reader& reader, const YAML::Node& node, Admin& admin) {
   }
 }
 
+void readWasm(Reader& reader, const YAML::Node& node, WasmSettings& wasm) {
+  if (!node.IsMap()) return reader.error(node, "wasm", "expected a mapping (module_roots, redis)");
+  reader.allowKeys(node, "wasm", {"module_roots", "redis"});
+  if (node["module_roots"]) {
+    reader.stringList(node["module_roots"], "wasm.module_roots", wasm.module_roots);
+    for (const auto& root : wasm.module_roots) {
+      if (!root.starts_with('/')) {
+        reader.error(node["module_roots"], "wasm.module_roots",
+                     fmt::format("\"{}\" is not an absolute path", root));
+      }
+    }
+  }
+  if (node["redis"] && reader.string(node["redis"], "wasm.redis", wasm.redis) &&
+      !wasm.redis.starts_with("redis://") && !wasm.redis.starts_with("unix://")) {
+    reader.error(node["redis"], "wasm.redis",
+                 "expected redis://host:port or unix:///path/to/redis.sock");
+  }
+}
+
 void readKey(Reader& reader, const YAML::Node& node, const std::string& path, ClientKey& key) {
   if (!node.IsMap()) return reader.error(node, path, "expected a mapping with id and key");
   reader.allowKeys(node, path, {"id", "key", "models", "rpm", "tpm", "daily_tokens"});
@@ -971,7 +990,7 @@ tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string
   }
   reader.allowKeys(root, "",
                    {"listen", "threads", "providers", "routes", "plugins", "limits", "timeouts",
-                    "admin", "keys", "state_dir", "access_log", "log_level"});
+                    "admin", "keys", "state_dir", "access_log", "log_level", "wasm"});
 
   if (root["listen"]) {
     std::string listen;
@@ -1014,6 +1033,8 @@ tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string
     }
   }
   if (root["limits"]) readLimits(reader, root["limits"], config.limits);
+  if (root["wasm"]) readWasm(reader, root["wasm"], config.wasm);
+  if (config.wasm.redis.empty()) config.wasm.redis = config.limits.redis;
   if (root["timeouts"]) readTimeouts(reader, root["timeouts"], config.timeouts);
   if (root["admin"]) readAdmin(reader, root["admin"], config.admin);
   if (const auto keys = root["keys"]) {

@@ -183,6 +183,14 @@ struct Plugin {
   std::vector<std::pair<std::string, std::string>> env;  // WASI environment
 };
 
+// Settings of the plugin host as a whole (the `wasm:` section).
+struct WasmSettings {
+  // Directories POST /wasm may read modules from ("file_path"); none: only uploaded bytes.
+  std::vector<std::string> module_roots;
+  // Redis for plugins' proxy_redis_call (Higress ABI); empty: limits.redis, else none.
+  std::string redis;
+};
+
 struct Config {
   std::string source;  // file name, for messages
   std::string listen_host = "127.0.0.1";
@@ -191,6 +199,7 @@ struct Config {
   std::vector<Provider> providers;
   std::vector<Route> routes;
   std::vector<Plugin> plugins;
+  WasmSettings wasm;
   Limits limits;
   Timeouts timeouts;
   Admin admin;

@@ -215,5 +215,32 @@ routes:
       << config.error();
 }
 
+TEST(Config, WasmSectionRootsAndRedisFallsBackToLimits) {
+  constexpr const char* kBase = R"(providers:
+  - {id: g, type: openai, endpoints: ["http://127.0.0.1:1"]}
+routes:
+  - {models: ["*"], provider: g}
+limits: {redis: "redis://127.0.0.1:6379"}
+)";
+  auto config = parseConfig(std::string(kBase) + "wasm: {module_roots: [/srv/wasm]}\n", "f.yaml");
+  ASSERT_TRUE(config) << config.error();
+  ASSERT_EQ(config->wasm.module_roots.size(), 1u);
+  EXPECT_EQ(config->wasm.module_roots[0], "/srv/wasm");
+  EXPECT_EQ(config->wasm.redis, "redis://127.0.0.1:6379");
+
+  config = parseConfig(std::string(kBase) + "wasm: {redis: \"unix:///r.sock\"}\n", "f.yaml");
+  ASSERT_TRUE(config) << config.error();
+  EXPECT_EQ(config->wasm.redis, "unix:///r.sock");
+
+  config = parseConfig(std::string(kBase) + "wasm: {module_roots: [relative], redis: x}\n",
+                       "f.yaml");
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().find("wasm.module_roots: \"relative\" is not an absolute path"),
+            std::string::npos)
+      << config.error();
+  EXPECT_NE(config.error().find("wasm.redis: expected redis://"), std::string::npos)
+      << config.error();
+}
+
 }  // namespace
 }  // namespace sluice::config
