@@ -20,7 +20,6 @@ using namespace http;
 
 namespace {
 
-constexpr uint64_t kMaxBodyBytes = 1u << 20;
 constexpr uint32_t kMaxHeaderBytes = 16u << 10;
 constexpr auto kReadTimeout = std::chrono::seconds(10);  // a whole request, or an idle gap
 constexpr auto kWriteTimeout = std::chrono::seconds(10);
@@ -50,13 +49,13 @@ Answer errorAnswer(int status, std::string_view message, std::string_view type) 
 
 // A read error that deserves an answer before closing; nullopt for a client that went away or
 // stayed silent.
-std::optional<Answer> readFailure(const beast::error_code& ec) {
+std::optional<Answer> readFailure(const beast::error_code& ec, uint64_t max_body_bytes) {
   if (ec == bhttp::error::header_limit) {
     return errorAnswer(431, fmt::format("request headers exceed {} bytes", kMaxHeaderBytes),
                        "invalid_request_error");
   }
   if (ec == bhttp::error::body_limit) {
-    return errorAnswer(413, fmt::format("request body exceeds {} bytes (1 MiB)", kMaxBodyBytes),
+    return errorAnswer(413, fmt::format("request body exceeds {} bytes", max_body_bytes),
                        "invalid_request_error");
   }
   const bool parse_error =
@@ -102,7 +101,8 @@ AdminResponse errorResponse(int status, std::string_view message, std::string_vi
 
 class AdminServer::Impl : public std::enable_shared_from_this<Impl> {
  public:
-  Impl(asio::io_context& io, std::string_view token) : io_(io), token_(token), acceptor_(io) {}
+  Impl(asio::io_context& io, std::string_view token, uint64_t max_body_bytes)
+      : io_(io), token_(token), max_body_bytes_(max_body_bytes), acceptor_(io) {}
 
   void handle(std::string method, std::string path_prefix, AdminHandler handler) {
     router_.add(std::move(method), std::move(path_prefix), std::move(handler));
@@ -184,24 +184,27 @@ class AdminServer::Impl : public std::enable_shared_from_this<Impl> {
     while (acceptor_.is_open()) {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(kMaxHeaderBytes);
-      parser.body_limit(kMaxBodyBytes);
+      parser.body_limit(max_body_bytes_);
 
       stream.expires_after(kReadTimeout);
       auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kNoThrow);
       if (ec) {
-        if (auto answer = readFailure(ec)) co_await answerAndClose(stream, *answer, 11);
+        if (auto answer = readFailure(ec, max_body_bytes_)) {
+          co_await answerAndClose(stream, *answer, 11);
+        }
         co_return;
       }
       Request& request = parser.get();
       const std::string_view credentials = bearerCredentials(request[bhttp::field::authorization]);
       const bool authorized = token_.matches(credentials);
+      // The body of a client without the token is never read (nor buffered): it is answered
+      // at once and the connection closed.
+      if (!parser.is_done() && !authorized) {
+        Answer answer = unauthorized(credentials);
+        co_await answerAndClose(stream, answer, request.version());
+        co_return;
+      }
       if (!parser.is_done() && beast::iequals(request[bhttp::field::expect], "100-continue")) {
-        // An unauthorized client is answered before it sends the body.
-        if (!authorized) {
-          Answer answer = unauthorized(credentials);
-          co_await answerAndClose(stream, answer, request.version());
-          co_return;
-        }
         bhttp::response<bhttp::empty_body> go_on(bhttp::status::continue_, request.version());
         std::tie(ec, n) = co_await bhttp::async_write(stream, go_on, kNoThrow);
         if (ec) co_return;
@@ -209,7 +212,7 @@ class AdminServer::Impl : public std::enable_shared_from_this<Impl> {
       if (!parser.is_done()) {
         std::tie(ec, n) = co_await bhttp::async_read(stream, buffer, parser, kNoThrow);
         if (ec) {
-          if (auto answer = readFailure(ec)) {
+          if (auto answer = readFailure(ec, max_body_bytes_)) {
             co_await answerAndClose(stream, *answer, request.version());
           }
           co_return;
@@ -290,7 +293,7 @@ class AdminServer::Impl : public std::enable_shared_from_this<Impl> {
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream.expires_after(kDrainTime);
     std::array<char, 16384> scratch{};
-    for (size_t total = 0; total < 2 * kMaxBodyBytes; total += n) {
+    for (size_t total = 0; total < 2 * max_body_bytes_; total += n) {
       std::tie(ec, n) = co_await stream.async_read_some(asio::buffer(scratch), kNoThrow);
       if (ec) break;
     }
@@ -298,14 +301,16 @@ class AdminServer::Impl : public std::enable_shared_from_this<Impl> {
 
   asio::io_context& io_;
   BearerToken token_;
+  uint64_t max_body_bytes_;
   AdminRouter router_;
   tcp::acceptor acceptor_;
   uint16_t port_ = 0;
   std::unordered_set<beast::tcp_stream*> connections_;
 };
 
-AdminServer::AdminServer(boost::asio::io_context& io, std::string_view token)
-    : impl_(std::make_shared<Impl>(io, token)) {}
+AdminServer::AdminServer(boost::asio::io_context& io, std::string_view token,
+                         uint64_t max_body_bytes)
+    : impl_(std::make_shared<Impl>(io, token, max_body_bytes)) {}
 
 AdminServer::~AdminServer() { impl_->stop(); }
 

@@ -19,7 +19,8 @@ namespace sluice::admin {
 // `Authorization: Bearer <token>` (401 otherwise, with `www-authenticate: Bearer`); then the
 // handler registered for the method and the longest matching path prefix answers it (404 when
 // no prefix matches, 405 with Allow when the prefix has no handler for the method; see
-// AdminRouter). Bodies over 1 MiB get 413, headers over 16 KiB 431, malformed requests 400, and
+// AdminRouter). The body of a request without the token is not read: 401 and the connection
+// closes. Bodies over `max_body_bytes` get 413, headers over 16 KiB 431, malformed requests 400, and
 // the connection is closed after those; a request must arrive within 10 s. Error bodies are
 // JSON (errorResponse).
 //
@@ -28,7 +29,8 @@ namespace sluice::admin {
 class AdminServer {
  public:
   // Only a digest of `token` is kept (see BearerToken).
-  AdminServer(boost::asio::io_context& io, std::string_view token);
+  AdminServer(boost::asio::io_context& io, std::string_view token,
+              uint64_t max_body_bytes = uint64_t{1} << 20);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

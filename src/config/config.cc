@@ -40,7 +40,9 @@ class Reader {
 
   void error(const YAML::Node& node, std::string_view path, std::string_view what) {
     const int line = node.IsDefined() ? node.Mark().line + 1 : 0;
-    if (line > 0) {
+    if (source_.empty()) {  // not a file (an admin request): the key path says where
+      errors_ += fmt::format("{}: {}\n", path, what);
+    } else if (line > 0) {
       errors_ += fmt::format("{}:{}: {}: {}\n", source_, line, path, what);
     } else {
       errors_ += fmt::format("{}: {}: {}\n", source_, path, what);
@@ -692,20 +694,31 @@ std::string toJson(const YAML::Node& node) {
   return out;
 }
 
-void readPlugin(Reader& reader, const YAML::Node& node, const std::string& path, Plugin& plugin) {
+// `with_path`: the config's entries name their file; the admin API's name bytes otherwise.
+void readPlugin(Reader& reader, const YAML::Node& node, const std::string& path, Plugin& plugin,
+                bool with_path = true) {
   if (!node.IsMap()) {
-    reader.error(node, path, "expected a mapping with name and path");
+    reader.error(node, path, with_path ? "expected a mapping with name and path"
+                                       : "expected an object with a name");
     return;
   }
-  reader.allowKeys(node, path,
-                   {"name", "path", "config", "vm_config", "root_id", "attach", "order",
-                    "failure_policy", "limits", "expose_credentials", "hidden_headers", "env"});
+  if (with_path) {
+    reader.allowKeys(node, path,
+                     {"name", "path", "config", "vm_config", "root_id", "attach", "order",
+                      "failure_policy", "limits", "expose_credentials", "hidden_headers", "env"});
+  } else {
+    reader.allowKeys(node, path,
+                     {"name", "config", "vm_config", "root_id", "attach", "order",
+                      "failure_policy", "limits", "expose_credentials", "hidden_headers", "env"});
+  }
   if (!node["name"]) {
     reader.error(node, path + ".name", "required");
-  } else {
-    reader.string(node["name"], path + ".name", plugin.name);
+  } else if (reader.string(node["name"], path + ".name", plugin.name) &&
+             (plugin.name.empty() || plugin.name.size() > 128)) {
+    reader.error(node["name"], path + ".name", "expected 1 to 128 characters");
   }
-  if (!node["path"]) {
+  if (!with_path) {
+  } else if (!node["path"]) {
     reader.error(node, path + ".path", "required: the .wasm file");
   } else {
     reader.string(node["path"], path + ".path", plugin.path);
@@ -809,6 +822,24 @@ void readPlugin(Reader& reader, const YAML::Node& node, const std::string& path,
     }
   }
 }
+
+}  // namespace
+
+tl::expected<Plugin, std::string> parsePluginSettings(std::string_view text, std::string_view path) {
+  Reader reader("");
+  YAML::Node node;
+  try {
+    node = YAML::Load(std::string(text));
+  } catch (const YAML::ParserException& e) {
+    return tl::make_unexpected(fmt::format("{}: invalid JSON: {}", path, e.msg));
+  }
+  Plugin plugin;
+  readPlugin(reader, node, std::string(path), plugin, false);
+  if (!reader.errors().empty()) return tl::make_unexpected(reader.errors());
+  return plugin;
+}
+
+namespace {
 
 void validateReferences(Reader& reader, const YAML::Node& root, Config& config) {
   std::set<std::string, std::less<>> ids;

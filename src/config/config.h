@@ -213,6 +213,11 @@ struct Config {
 tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string_view source);
 tl::expected<Config, std::string> loadConfigFile(const std::string& path);
 
+// One plugin's settings from a YAML or JSON mapping with the keys of a `plugins:` entry, but
+// without `path` (the admin API names the module's bytes its own way). Errors name `path`
+// (e.g. "modules[0]") and the key.
+tl::expected<Plugin, std::string> parsePluginSettings(std::string_view text, std::string_view path);
+
 // Splits "http://host:port/path"; the error says what is wrong with the URL.
 tl::expected<Endpoint, std::string> parseEndpointUrl(std::string_view url);
 

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/files.h"
 #include "common/json_writer.h"
 
 namespace sluice::keys {
@@ -26,15 +27,7 @@ bool KeyRecord::allows(std::string_view model) const {
   });
 }
 
-std::string hashKey(std::string_view key) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned size = 0;
-  EVP_Digest(key.data(), key.size(), digest.data(), &size, EVP_sha256(), nullptr);
-  std::string hex;
-  hex.reserve(size * 2);
-  for (unsigned i = 0; i < size; ++i) fmt::format_to(std::back_inserter(hex), "{:02x}", digest[i]);
-  return hex;
-}
+std::string hashKey(std::string_view key) { return sha256Hex(key); }
 
 std::string newKeySecret() {
   static constexpr char kAlphabet[] =
@@ -195,36 +188,7 @@ tl::expected<void, std::string> saveKeyFile(const std::string& path,
                                             std::span<const KeyRecord> records) {
   std::string text = keyText(records);
   text += '\n';
-
-  const auto directory = std::filesystem::path(path).parent_path();
-  std::error_code ec;
-  if (!directory.empty()) std::filesystem::create_directories(directory, ec);
-  const auto temporary = path + ".tmp";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return tl::make_unexpected(fmt::format("{}: {}", temporary, std::strerror(errno)));
-  size_t written = 0;
-  while (written < text.size()) {
-    const auto n = ::write(fd, text.data() + written, text.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int error = errno;
-      ::close(fd);
-      return tl::make_unexpected(fmt::format("{}: {}", temporary, std::strerror(error)));
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    return tl::make_unexpected(fmt::format("{}: {}", temporary, std::strerror(errno)));
-  }
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    return tl::make_unexpected(fmt::format("{}: {}", path, std::strerror(errno)));
-  }
-  const int dir = ::open(directory.empty() ? "." : directory.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
-  }
-  return {};
+  return writeFileAtomic(path, text);
 }
 
 std::vector<KeyRecord> mergeKeys(std::vector<KeyRecord> from_config,

@@ -18,6 +18,7 @@
 #include "metrics/registry.h"
 #include "limits/redis_rate_limiter.h"
 #include "proxy/proxy_handler.h"
+#include "proxy/wasm_admin.h"
 #include "proxy/worker_admin.h"
 #include "wasm/plugin_set.h"
 #include "wasm/wasm_vm.h"
@@ -34,9 +35,8 @@ namespace {
 class Worker {
  public:
   Worker(std::shared_ptr<const GatewayState> state, AccessLog& access_log,
-         std::atomic<int>& open_connections, std::shared_ptr<const wasm::PluginSet> plugin_set)
+         std::atomic<int>& open_connections)
       : state_(std::move(state)),
-        plugin_set_(std::move(plugin_set)),
         acceptor_(io_),
         pool_(io_.get_executor(), 256, std::chrono::seconds(55)),
         handler_(pool_, access_log),
@@ -56,14 +56,8 @@ class Worker {
   }
 
   void start() {
-    if (plugin_set_ && !plugin_set_->plugins().empty()) {
-      // Instances are built on the worker's own thread (each owns an engine isolate).
-      asio::post(io_, [this] {
-        plugins_ = std::make_unique<wasm::ThreadPlugins>(plugin_set_, pluginHooks());
-        handler_.setPlugins(plugins_.get());
-        asio::co_spawn(io_, tickPlugins(), asio::detached);
-      });
-    }
+    asio::post(io_, [this] { usePlugins(state_->plugins); });
+    asio::co_spawn(io_, tickPlugins(), asio::detached);
     asio::co_spawn(io_, accept(), asio::detached);
     thread_ = std::thread([this] {
       if (redis_address_) {
@@ -89,6 +83,7 @@ class Worker {
   // The next requests use `state`; those in flight finish on the one they started with.
   void setState(std::shared_ptr<const GatewayState> state) {
     asio::post(io_, [this, state = std::move(state)]() mutable {
+      usePlugins(state->plugins);
       handler_.setState(state);
       state_ = std::move(state);
     });
@@ -122,6 +117,20 @@ class Worker {
     };
     hooks.post = [this](std::function<void()> task) { asio::post(io_, std::move(task)); };
     return hooks;
+  }
+
+  // Instances of a new plugin set are built here, on the worker's own thread (each owns an
+  // engine isolate); those of modules the previous set already ran are shared with it. The old
+  // set lives on until the last request that began with it ends.
+  void usePlugins(const std::shared_ptr<const wasm::PluginSet>& set) {
+    if (set == plugin_set_) return;
+    plugin_set_ = set;
+    if (!set || set->plugins().empty()) {
+      plugins_.reset();
+    } else {
+      plugins_ = std::make_shared<wasm::ThreadPlugins>(set, pluginHooks(), plugins_.get());
+    }
+    handler_.setPlugins(plugins_);
   }
 
   // proxy_on_tick for plugins that asked for it (checked every 20 ms).
@@ -248,7 +257,7 @@ class Worker {
   asio::io_context io_{1};
   std::shared_ptr<const GatewayState> state_;
   std::shared_ptr<const wasm::PluginSet> plugin_set_;
-  std::unique_ptr<wasm::ThreadPlugins> plugins_;
+  std::shared_ptr<wasm::ThreadPlugins> plugins_;
   tcp::acceptor acceptor_;
   UpstreamPool pool_;
   ProxyHandler handler_;
@@ -300,17 +309,19 @@ int runGateway(const config::Config& config) {
     }
   }
 
-  std::shared_ptr<const wasm::PluginSet> plugin_set;
-  if (!config.plugins.empty()) {
+  // Plugins: the config's and those deployed through the admin API before a restart.
+  PluginManager plugin_manager(&wasm::v8Engine, config);
+  {
     std::vector<std::string> warnings;
-    auto loaded = wasm::PluginSet::load(config, wasm::v8Engine(), warnings);
+    auto started = plugin_manager.start(warnings);
     for (const auto& warning : warnings) spdlog::warn("{}", warning);
-    if (!loaded) {
-      spdlog::error("{}", loaded.error());
+    if (!started) {
+      spdlog::error("{}", started.error());
       return 1;
     }
-    plugin_set = std::move(*loaded);
-    spdlog::info("{} plugins loaded", plugin_set->plugins().size());
+    if (!plugin_manager.set()->plugins().empty()) {
+      spdlog::info("{} plugins loaded", plugin_manager.set()->plugins().size());
+    }
   }
 
   // Client keys: the config's, with what the admin API saved (created keys, revocations).
@@ -329,7 +340,8 @@ int runGateway(const config::Config& config) {
     }
   }
   auto built = buildGatewayState(config, nullptr,
-                                 std::make_shared<keys::KeySet>(std::move(key_records)));
+                                 std::make_shared<keys::KeySet>(std::move(key_records)),
+                                 plugin_manager.set());
   if (!built) {
     spdlog::error("{}", built.error());
     return 1;
@@ -372,7 +384,7 @@ int runGateway(const config::Config& config) {
   std::list<Worker> workers;
   try {
     for (int i = 0; i < config.threads; ++i) {
-      auto& worker = workers.emplace_back(state, access_log, open_connections, plugin_set);
+      auto& worker = workers.emplace_back(state, access_log, open_connections);
       worker.setLimiter(limiter.get(), redis_address);
       worker.listen(endpoint);
     }
@@ -396,9 +408,12 @@ int runGateway(const config::Config& config) {
   }
   std::unique_ptr<admin::AdminServer> admin_server;
   if (config.admin.port != 0) {
-    admin_server = std::make_unique<admin::AdminServer>(main_io, config.admin.token);
+    // Bodies up to 64 MiB: a module of up to 32 MiB, base64-encoded, in POST /wasm.
+    admin_server =
+        std::make_unique<admin::AdminServer>(main_io, config.admin.token, uint64_t{64} << 20);
     addWorkerApi(*admin_server, control);
     addKeyApi(*admin_server, control);
+    addWasmApi(*admin_server, control, plugin_manager);
     if (auto listening = admin_server->listen(config.admin.host, config.admin.port); !listening) {
       spdlog::error("cannot listen for the admin API on {}:{}: {}", config.admin.host,
                     config.admin.port, listening.error());

@@ -2,6 +2,7 @@
 
 #include "metrics/exposition.h"
 #include "proxy/gateway_state.h"
+#include "proxy/wasm_admin.h"
 #include "wasm/shared_state.h"
 
 namespace sluice::proxy {
@@ -40,6 +41,7 @@ void appendMetrics(const GatewayState& state, std::string& out) {
   gatewayMetrics();  // registered even before the first request
   metrics::defaultRegistry().appendPrometheus(out);
   appendRoutingMetrics(state, out);
+  appendPluginMetrics(state.plugins.get(), out);
   wasm::sharedState().metrics.appendPrometheus(out);
 }
 

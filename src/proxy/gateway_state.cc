@@ -94,8 +94,9 @@ tl::expected<std::shared_ptr<const ProviderRuntime>, std::string> providerRuntim
 
 tl::expected<std::shared_ptr<const GatewayState>, std::string> buildGatewayState(
     config::Config config, const GatewayState* previous,
-    std::shared_ptr<const keys::KeySet> keys) {
+    std::shared_ptr<const keys::KeySet> keys, std::shared_ptr<const wasm::PluginSet> plugins) {
   auto state = std::make_shared<GatewayState>(std::move(config));
+  state->plugins = plugins ? std::move(plugins) : previous ? previous->plugins : nullptr;
   if (!keys && previous) keys = previous->keys;
   if (!keys) keys = std::make_shared<keys::KeySet>(keys::configKeys(state->config.keys));
   state->keys = std::move(keys);

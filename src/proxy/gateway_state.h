@@ -17,6 +17,9 @@
 namespace sluice::http {
 class UpstreamTlsContext;
 }
+namespace sluice::wasm {
+class PluginSet;
+}
 
 namespace sluice::proxy {
 
@@ -81,17 +84,19 @@ struct GatewayState {
   std::vector<std::vector<std::shared_ptr<EndpointRuntime>>> endpoints;
   std::vector<RoutePool> pools;              // by route index
   std::shared_ptr<const keys::KeySet> keys;  // client keys; none: no key needed
+  std::shared_ptr<const wasm::PluginSet> plugins;  // null: none
 
   const EndpointRuntime* findEndpoint(std::string_view id) const;
 };
 
 // Builds a snapshot of `config`. Runtime objects of `previous` (token rests, TLS contexts,
 // endpoint health and load, policies, budgets, counters) are kept where the config names the
-// same provider, endpoint or route, so that a change of workers loses nothing. `keys` null:
-// those of `previous`, or else the config's.
+// same provider, endpoint or route, so that a change of workers loses nothing. `keys` and
+// `plugins` null: those of `previous` (keys: or else the config's).
 tl::expected<std::shared_ptr<const GatewayState>, std::string> buildGatewayState(
     config::Config config, const GatewayState* previous = nullptr,
-    std::shared_ptr<const keys::KeySet> keys = nullptr);
+    std::shared_ptr<const keys::KeySet> keys = nullptr,
+    std::shared_ptr<const wasm::PluginSet> plugins = nullptr);
 
 // Prometheus series of routing: balancer decisions, retries, fallbacks, endpoint health/load.
 void appendRoutingMetrics(const GatewayState& state, std::string& out);

@@ -67,7 +67,8 @@ struct ProxyHandler::Exchange {
   limits::Reservation reservation;  // tokens charged at admission, settled at the end
   std::vector<std::pair<std::string_view, std::string>> extra_headers;  // x-ratelimit-*
 
-  // Present when plugins apply to this request.
+  // Present when plugins apply to this request; `plugins` outlives the chain that uses them.
+  std::shared_ptr<const wasm::ThreadPlugins> plugins;
   std::unique_ptr<wasm::StreamData> stream;
   std::unique_ptr<wasm::PluginChain> chain;
 };
@@ -562,7 +563,7 @@ Task<bool> ProxyHandler::runRequestPlugins(Exchange& x, int route_index) {
   properties["ai.stream"] = x.fields.stream ? "true" : "false";
   if (route_index >= 0) properties["ai.route"] = x.state->config.routes[route_index].name;
   if (x.key != nullptr) properties["ai.api_key_id"] = x.key->id;
-  x.chain = std::make_unique<wasm::PluginChain>(plugins_->chainFor(route_index), stream);
+  x.chain = std::make_unique<wasm::PluginChain>(x.plugins->chainFor(route_index), stream);
 
   auto& body = x.request.body();
   auto status = co_await settle(x, x.chain->onRequestHeaders(body.empty()));
@@ -699,7 +700,8 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
       }
     }
   }
-  if (plugins_ != nullptr && !plugins_->chainFor(route_index).empty()) {
+  x.plugins = plugins_;  // the set in effect when the request began, for its whole life
+  if (x.plugins != nullptr && !x.plugins->chainFor(route_index).empty()) {
     const std::string before =
         route_index >= 0 ? state.config.routes[route_index].name : std::string();
     if (!co_await runRequestPlugins(x, route_index)) co_return;

@@ -29,8 +29,10 @@ class ProxyHandler {
   ProxyHandler(http::UpstreamPool& pool, AccessLog& access_log);
 
   void setState(std::shared_ptr<const GatewayState> state) { state_ = std::move(state); }
-  // This thread's plugin instances (none when the config has no plugins).
-  void setPlugins(const wasm::ThreadPlugins* plugins) { plugins_ = plugins; }
+  // This thread's plugin instances (null: none). Each request keeps those it started with.
+  void setPlugins(std::shared_ptr<const wasm::ThreadPlugins> plugins) {
+    plugins_ = std::move(plugins);
+  }
   // The rate limiter shared by all threads (none: no limits apply).
   void setLimiter(limits::RateLimiter* limiter) { limiter_ = limiter; }
 
@@ -91,7 +93,7 @@ class ProxyHandler {
   http::UpstreamPool& pool_;
   AccessLog& access_log_;
   std::shared_ptr<const GatewayState> state_;
-  const wasm::ThreadPlugins* plugins_ = nullptr;
+  std::shared_ptr<const wasm::ThreadPlugins> plugins_;
   limits::RateLimiter* limiter_ = nullptr;
   std::vector<size_t> next_token_;  // round-robin cursor per provider
 };

@@ -182,8 +182,10 @@ AdminResponse health(const GatewayState& state) {
 }  // namespace
 
 tl::expected<void, std::string> applyState(ControlPlane& control, config::Config config,
-                                           std::shared_ptr<const keys::KeySet> keys) {
-  auto built = buildGatewayState(std::move(config), control.current.get(), std::move(keys));
+                                           std::shared_ptr<const keys::KeySet> keys,
+                                           std::shared_ptr<const wasm::PluginSet> plugins) {
+  auto built = buildGatewayState(std::move(config), control.current.get(), std::move(keys),
+                                 std::move(plugins));
   if (!built) return tl::make_unexpected(built.error());
   control.current = std::move(*built);
   control.publish(control.current);

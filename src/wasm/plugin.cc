@@ -104,14 +104,21 @@ void Watchdog::run() {
 // Plugin
 
 tl::expected<std::shared_ptr<const Plugin>, std::string> Plugin::load(
-    WasmEngine& engine, const config::Plugin& settings, std::span<const uint8_t> bytes) {
+    WasmEngine& engine, const config::Plugin& settings, std::span<const uint8_t> bytes,
+    PluginIdentity identity) {
   EngineLimits limits;
   limits.max_memory_pages = settings.limits.max_memory_pages;
   limits.max_module_bytes = settings.limits.max_module_bytes;
   auto module = engine.compile(bytes, limits);
   if (!module) return tl::make_unexpected(module.error());
-  std::shared_ptr<Plugin> plugin(new Plugin(engine, settings));
-  plugin->module_ = std::move(*module);
+  return fromModule(engine, settings, std::move(*module), std::move(identity));
+}
+
+tl::expected<std::shared_ptr<const Plugin>, std::string> Plugin::fromModule(
+    WasmEngine& engine, const config::Plugin& settings,
+    std::shared_ptr<const CompiledModule> module, PluginIdentity identity) {
+  std::shared_ptr<Plugin> plugin(new Plugin(engine, settings, std::move(identity)));
+  plugin->module_ = std::move(module);
   if (plugin->exports("proxy_abi_version_0_2_100")) {
     plugin->version_ = abi::Version::k0_2_100;
   } else if (plugin->exports("proxy_abi_version_0_2_1")) {
@@ -291,6 +298,7 @@ class HostCalls {
     const uint64_t size = std::min<uint64_t>(u32(a[2]), target->size() - start);
     if (target->size() - size + data->size() > limit) return ok(Status::kBadArgument);
     target->replace(start, size, *data);
+    self.plugin_->stats().modification();
     return ok(Status::kOk);
   }
 
@@ -331,6 +339,7 @@ class HostCalls {
     }
     if (!withinHeaderLimit(self, result)) return ok(Status::kBadArgument);
     *map = std::move(result);
+    self.plugin_->stats().modification();
     return ok(Status::kOk);
   }
   static HostResult getHeaderMapValue(PluginInstance& self, std::span<const RawVal> a) {
@@ -374,6 +383,7 @@ class HostCalls {
     }
     if (!withinHeaderLimit(self, result)) return ok(Status::kBadArgument);
     *map = std::move(result);
+    self.plugin_->stats().modification();
     return ok(Status::kOk);
   }
   static HostResult addHeader(PluginInstance& self, std::span<const RawVal> a) {
@@ -390,6 +400,7 @@ class HostCalls {
     const auto name = lowerCase(*key);
     if (hidden(self, a[0], name) || name.starts_with(':')) return ok(Status::kOk);
     std::erase_if(*map, [&](const auto& p) { return p.first == name; });
+    self.plugin_->stats().modification();
     return ok(Status::kOk);
   }
   static HostResult getHeaderMapSize(PluginInstance& self, std::span<const RawVal> a) {
@@ -469,6 +480,7 @@ class HostCalls {
     std::replace(dotted.begin(), dotted.end(), '\0', '.');
     if (dotted.empty() || self.stream_->properties.size() >= 1024) return ok(Status::kBadArgument);
     self.stream_->properties[dotted] = std::string(*value);
+    self.plugin_->stats().modification();
     return ok(Status::kOk);
   }
 
@@ -504,6 +516,7 @@ class HostCalls {
       if (!withinHeaderLimit(self, response.headers)) return ok(Status::kBadArgument);
     }
     self.stream_->local_response = std::move(response);
+    self.plugin_->stats().reject();
     return ok(Status::kOk);
   }
   static HostResult continueStream(PluginInstance& self, std::span<const RawVal>) {
@@ -880,6 +893,7 @@ bool PluginInstance::ensureHealthy() {
   if (now < next_rebuild_) return false;
   auto started = start();
   if (!started) {
+    plugin_->stats().startFailure();
     markBroken(fmt::format("rebuilding the instance failed: {}", started.error()));
     return false;
   }
@@ -894,7 +908,6 @@ std::string PluginInstance::downReason() const {
 void PluginInstance::markBroken(const std::string& why) {
   broken_ = true;
   last_error_ = why;
-  ++stats_.failures;
   // The first rebuild is immediate; a plugin that keeps failing is rebuilt less and less
   // often (10 ms, 20 ms, ... up to 5 s), and meanwhile its failure policy answers.
   ++consecutive_failures_;
@@ -913,8 +926,8 @@ CallOutcome PluginInstance::call(std::string_view function, std::initializer_lis
 CallOutcome PluginInstance::call(std::string_view function, std::span<const RawVal> args) {
   if (!vm_ || broken_) return CallOutcome{false, 0, downReason()};
   if (!vm_->hasExport(function)) return CallOutcome{};
-  ++stats_.calls;
-  const auto deadline = nowNanos() + int64_t(plugin_->settings().limits.deadline_ms) * 1000000;
+  const auto started = nowNanos();
+  const auto deadline = started + int64_t(plugin_->settings().limits.deadline_ms) * 1000000;
   watchdog_.vm.store(vm_.get(), std::memory_order_release);
   watchdog_.deadline_ns.store(deadline, std::memory_order_release);
   auto result = vm_->call(function, args);
@@ -922,16 +935,19 @@ CallOutcome PluginInstance::call(std::string_view function, std::span<const RawV
   watchdog_.vm.store(nullptr, std::memory_order_release);
   // V8 may not act on a termination request inside some operations (a loop of memory.grow):
   // a call that comes back after its deadline is a deadline miss all the same.
-  if (result.status == CallStatus::kOk && nowNanos() > deadline) {
+  const auto ended = nowNanos();
+  if (result.status == CallStatus::kOk && ended > deadline) {
     result.status = CallStatus::kTerminated;
   }
+  auto& stats = plugin_->stats();
+  stats.call(static_cast<uint64_t>(std::max<int64_t>(ended - started, 0)));
   switch (result.status) {
     case CallStatus::kOk:
       return CallOutcome{true, result.value.value_or(0), {}};
     case CallStatus::kMissing:
       return CallOutcome{};
     case CallStatus::kTerminated: {
-      ++stats_.deadline_misses;
+      stats.deadlineMiss();
       auto why = fmt::format("{} exceeded its deadline of {} ms", function,
                              plugin_->settings().limits.deadline_ms);
       markBroken(why);
@@ -940,7 +956,10 @@ CallOutcome PluginInstance::call(std::string_view function, std::span<const RawV
     case CallStatus::kTrap:
     default: {
       auto why = fmt::format("{} trapped: {}", function, result.message);
-      if (result.message.find("proc_exit(0)") == std::string::npos) markBroken(why);
+      if (result.message.find("proc_exit(0)") == std::string::npos) {
+        stats.trap();
+        markBroken(why);
+      }
       return CallOutcome{false, 0, why};
     }
   }

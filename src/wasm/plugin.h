@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "wasm/abi.h"
 #include "wasm/header_map.h"
+#include "wasm/plugin_stats.h"
 #include "wasm/wasm_vm.h"
 
 namespace sluice::wasm {
@@ -75,24 +76,41 @@ struct StreamData {
   std::unordered_map<std::string, std::string> properties;
 };
 
+// Who a plugin is for the management API: its uuid and version, the digest of its bytes, and
+// the counters its instances keep (shared by its versions).
+struct PluginIdentity {
+  std::string uuid;
+  uint64_t version = 1;
+  std::string sha256;
+  std::shared_ptr<PluginStats> stats = std::make_shared<PluginStats>();
+};
+
 // A module compiled once per process, with its settings. Immutable; shared by the threads.
 class Plugin {
  public:
   static tl::expected<std::shared_ptr<const Plugin>, std::string> load(
-      WasmEngine& engine, const config::Plugin& settings, std::span<const uint8_t> bytes);
+      WasmEngine& engine, const config::Plugin& settings, std::span<const uint8_t> bytes,
+      PluginIdentity identity = {});
+  // With a module compiled before (same bytes, same memory cap): checks the ABI only.
+  static tl::expected<std::shared_ptr<const Plugin>, std::string> fromModule(
+      WasmEngine& engine, const config::Plugin& settings,
+      std::shared_ptr<const CompiledModule> module, PluginIdentity identity = {});
 
   const config::Plugin& settings() const { return settings_; }
+  const PluginIdentity& identity() const { return identity_; }
+  PluginStats& stats() const { return *identity_.stats; }
   const std::shared_ptr<const CompiledModule>& module() const { return module_; }
   abi::Version version() const { return version_; }
   bool exports(std::string_view name) const;
   WasmEngine& engine() const { return engine_; }
 
  private:
-  Plugin(WasmEngine& engine, config::Plugin settings)
-      : engine_(engine), settings_(std::move(settings)) {}
+  Plugin(WasmEngine& engine, config::Plugin settings, PluginIdentity identity)
+      : engine_(engine), settings_(std::move(settings)), identity_(std::move(identity)) {}
 
   WasmEngine& engine_;
   config::Plugin settings_;
+  PluginIdentity identity_;
   std::shared_ptr<const CompiledModule> module_;
   abi::Version version_ = abi::Version::kUnknown;
 };
@@ -179,14 +197,6 @@ class PluginInstance {
   // proxy_on_queue_ready on the root context.
   void queueReady(uint32_t queue_id);
 
-  // Counters for the management API and metrics.
-  struct Stats {
-    uint64_t calls = 0;
-    uint64_t failures = 0;  // traps + deadlines + rebuild failures
-    uint64_t deadline_misses = 0;
-  };
-  const Stats& stats() const { return stats_; }
-
  private:
   friend class HostCalls;
 
@@ -217,7 +227,6 @@ class PluginInstance {
 
   uint32_t tick_period_ms_ = 0;
   std::chrono::steady_clock::time_point next_tick_{};
-  Stats stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for posted queue callbacks
 };
 

@@ -1,86 +1,60 @@
 #include "wasm/plugin_set.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
-#include <fstream>
-#include <iterator>
 #include <numeric>
 
 namespace sluice::wasm {
 
-tl::expected<std::shared_ptr<const PluginSet>, std::string> PluginSet::load(
-    const config::Config& config, WasmEngine& engine, std::vector<std::string>& warnings) {
-  auto set = std::make_shared<PluginSet>();
-  std::vector<const config::Plugin*> loaded;
-  for (const auto& settings : config.plugins) {
-    auto problem = [&](const std::string& what) -> std::optional<std::string> {
-      auto message = fmt::format("plugin {} ({}): {}", settings.name, settings.path, what);
-      if (settings.failure_policy == config::FailurePolicy::kFailClosed) {
-        return message + " (failure_policy fail_closed: the gateway does not start without it)";
-      }
-      warnings.push_back(message + " (failure_policy fail_open: skipped)");
-      return std::nullopt;
-    };
-    std::ifstream file(settings.path, std::ios::binary);
-    if (!file) {
-      if (auto error = problem("cannot read the file")) return tl::make_unexpected(*error);
-      continue;
-    }
-    std::vector<uint8_t> bytes;
-    file.seekg(0, std::ios::end);
-    const auto size = static_cast<uint64_t>(file.tellg());
-    file.seekg(0);
-    if (size > settings.limits.max_module_bytes) {
-      auto what = fmt::format("the module has {} bytes, more than limits.max_module_bytes ({})",
-                              size, settings.limits.max_module_bytes);
-      if (auto error = problem(what)) return tl::make_unexpected(*error);
-      continue;
-    }
-    bytes.resize(size);
-    file.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
-    auto plugin = Plugin::load(engine, settings, bytes);
-    if (!plugin) {
-      if (auto error = problem(plugin.error())) return tl::make_unexpected(*error);
-      continue;
-    }
-    // A canary instance proves the module starts and accepts its configuration.
-    PluginInstance canary(*plugin, ThreadHooks{});
-    if (auto started = canary.start(); !started) {
-      if (auto error = problem(started.error())) return tl::make_unexpected(*error);
-      continue;
-    }
-    set->plugins_.push_back(std::move(*plugin));
-    loaded.push_back(&settings);
-  }
+tl::expected<void, std::string> canaryStart(const std::shared_ptr<const Plugin>& plugin) {
+  PluginInstance canary(plugin, ThreadHooks{});
+  return canary.start();
+}
 
-  std::vector<size_t> order(set->plugins_.size());
+std::shared_ptr<const PluginSet> PluginSet::build(
+    std::vector<std::shared_ptr<const Plugin>> plugins, const std::vector<config::Route>& routes) {
+  auto set = std::make_shared<PluginSet>();
+  set->plugins_ = std::move(plugins);
+  const auto& all = set->plugins_;
+  std::vector<size_t> order(all.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return loaded[a]->order < loaded[b]->order; });
-  for (size_t route = 0; route <= config.routes.size(); ++route) {
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return all[a]->settings().order < all[b]->settings().order;
+  });
+  for (size_t route = 0; route <= routes.size(); ++route) {
     auto& chain = set->chains_.emplace_back();
     for (size_t index : order) {
-      const auto& settings = *loaded[index];
+      const auto& settings = all[index]->settings();
       const bool attached =
-          settings.global || (route < config.routes.size() &&
-                              std::find(settings.routes.begin(), settings.routes.end(),
-                                        config.routes[route].name) != settings.routes.end());
+          settings.global ||
+          (route < routes.size() && std::find(settings.routes.begin(), settings.routes.end(),
+                                              routes[route].name) != settings.routes.end());
       if (attached) chain.push_back(index);
     }
   }
   return set;
 }
 
-ThreadPlugins::ThreadPlugins(std::shared_ptr<const PluginSet> set, ThreadHooks hooks)
+ThreadPlugins::ThreadPlugins(std::shared_ptr<const PluginSet> set, ThreadHooks hooks,
+                             const ThreadPlugins* previous)
     : set_(std::move(set)) {
   for (const auto& plugin : set_->plugins()) {
-    auto instance = std::make_unique<PluginInstance>(plugin, hooks);
-    if (auto started = instance->start(); !started && hooks.log) {
-      hooks.log(abi::LogLevel::kError, plugin->settings().name,
-                "starting the instance failed: " + started.error());
+    std::shared_ptr<PluginInstance> kept;
+    if (previous != nullptr) {
+      for (const auto& instance : previous->instances_) {
+        if (&instance->plugin() == plugin.get()) kept = instance;
+      }
     }
-    instances_.push_back(std::move(instance));
+    if (!kept) {
+      kept = std::make_shared<PluginInstance>(plugin, hooks);
+      if (auto started = kept->start(); !started) {
+        plugin->stats().startFailure();
+        if (hooks.log) {
+          hooks.log(abi::LogLevel::kError, plugin->settings().name,
+                    "starting the instance failed: " + started.error());
+        }
+      }
+    }
+    instances_.push_back(std::move(kept));
   }
   for (const auto& indexes : set_->chains()) {
     auto& chain = chains_.emplace_back();
