@@ -302,17 +302,17 @@ void appendPluginMetrics(const wasm::PluginSet* set, std::string& out) {
     }
   };
   using T = wasm::PluginStats::Totals;
-  counter("sluice_plugin_calls_total", "Callbacks into a plugin module.", &T::calls);
-  counter("sluice_plugin_errors_total",
+  counter("sluice_wasm_calls_total", "Callbacks into a plugin module.", &T::calls);
+  counter("sluice_wasm_errors_total",
           "Failed callbacks (traps, deadline misses) and instances that failed to start.",
           &T::errors);
-  counter("sluice_plugin_traps_total", "Callbacks that trapped.", &T::traps);
-  counter("sluice_plugin_deadline_misses_total", "Callbacks stopped at their deadline.",
+  counter("sluice_wasm_traps_total", "Callbacks that trapped.", &T::traps);
+  counter("sluice_wasm_deadline_misses_total", "Callbacks stopped at their deadline.",
           &T::deadline_misses);
-  counter("sluice_plugin_rejects_total", "Local responses a plugin sent.", &T::rejects);
-  counter("sluice_plugin_modifications_total",
+  counter("sluice_wasm_rejects_total", "Local responses a plugin sent.", &T::rejects);
+  counter("sluice_wasm_modifications_total",
           "Changes a plugin made to headers, bodies or properties.", &T::modifications);
-  const char* histogram = "sluice_plugin_callback_seconds";
+  const char* histogram = "sluice_wasm_callback_seconds";
   fmt::format_to(std::back_inserter(out), "# HELP {} Time spent in one plugin callback.\n# TYPE {} histogram\n",
                  histogram, histogram);
   for (const auto& row : rows) {

@@ -278,14 +278,14 @@ describe('plugin management API', { timeout: 120_000 }, () => {
     });
     const series = parsePrometheus(await res.text());
     const calls = series.find(
-      (s) => s.name === 'sluice_plugin_calls_total' && s.labels.plugin === 'append-b',
+      (s) => s.name === 'sluice_wasm_calls_total' && s.labels.plugin === 'append-b',
     );
-    assert.ok(calls, 'sluice_plugin_calls_total for append-b');
+    assert.ok(calls, 'sluice_wasm_calls_total for append-b');
     assert.equal(calls.labels.uuid, b.uuid);
     assert.equal(calls.value, one.metrics.calls);
     assert.ok(
       series.some(
-        (s) => s.name === 'sluice_plugin_callback_seconds_count' && s.labels.plugin === 'append-b' && s.value > 0,
+        (s) => s.name === 'sluice_wasm_callback_seconds_count' && s.labels.plugin === 'append-b' && s.value > 0,
       ),
     );
 
