@@ -130,6 +130,17 @@ describe('plugin management API', { timeout: 120_000 }, () => {
       400,
       /proxy_abi_version/,
     );
+    const testModule = (name) => fs.readFileSync(path.join(TEST_WASM_DIR, `${name}.wasm`)).toString('base64');
+    expectError(
+      await admin(gateway, 'POST', '/wasm', { name: 'x', wasm_base64: testModule('unknown_import') }),
+      400,
+      /proxy_teleport/,
+    );
+    expectError(
+      await admin(gateway, 'POST', '/wasm', { name: 'x', wasm_base64: testModule('memory_hog') }),
+      400,
+      /memory/,
+    );
     // proxy_on_configure refuses an empty tag: the canary start catches it.
     expectError(
       await admin(gateway, 'POST', '/wasm', { name: 'x', wasm_base64: base64('test_version'), config: '' }),
