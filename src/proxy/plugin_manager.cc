@@ -300,7 +300,13 @@ tl::expected<void, std::string> PluginManager::start(std::vector<std::string>& w
           for (auto& module : saved) {
             // A module that no longer loads stays listed as failed, for the operator to see.
             auto bytes = readFile(bytesFile(config_.state_dir, module.sha256), uint64_t{1} << 30);
-            if (!bytes || sha256Hex(*bytes) != module.sha256) {
+            const bool taken =
+                std::any_of(modules_.begin(), modules_.end(), [&](const DeployedModule& m) {
+                  return m.settings.name == module.settings.name;
+                });
+            if (taken) {
+              module.error = "the config file now has a plugin of this name";
+            } else if (!bytes || sha256Hex(*bytes) != module.sha256) {
               module.error = "its bytes are missing or damaged in " + moduleDir(config_.state_dir);
             } else if (auto attached = checkAttach(module.settings); !attached) {
               module.error = attached.error();

@@ -3,6 +3,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
+  adminRequest,
   fetchWithTimeout,
   freePort,
   postJson,
@@ -14,17 +15,8 @@ import {
 const TOKEN = 'admin-token-for-tests-0123456789';
 const CHAT = { model: 'm', messages: [{ role: 'user', content: 'hi' }] };
 
-async function adminCall(gateway, method, path, body, token = TOKEN) {
-  const headers = token ? { authorization: `Bearer ${token}` } : {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetchWithTimeout(`${gateway.adminUrl}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, text, json: text ? JSON.parse(text) : undefined };
-}
+const adminCall = (gateway, method, path, body, token = TOKEN) =>
+  adminRequest(gateway, token, method, path, body);
 
 async function startWithAdmin(mocks, extra = {}) {
   const adminPort = await freePort();

@@ -5,20 +5,19 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { fetchWithTimeout, freePort, postJson, startGateway, startMock } from './lib/harness.js';
+import {
+  adminRequest,
+  fetchWithTimeout,
+  freePort,
+  postJson,
+  startGateway,
+  startMock,
+} from './lib/harness.js';
 
 const ADMIN = 'admin-token-for-keys-0123456789';
 const TEAM_KEY = 'sk-team-a-0123456789abcdef';
 
-async function admin(gateway, method, p, body) {
-  const res = await fetchWithTimeout(`${gateway.adminUrl}${p}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined, text };
-}
+const admin = (gateway, method, p, body) => adminRequest(gateway, ADMIN, method, p, body);
 
 async function startWithKeys(mock, stateDir, extra = {}) {
   const adminPort = await freePort();

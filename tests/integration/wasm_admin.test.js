@@ -9,7 +9,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { REPO, fetchWithTimeout, freePort, postJson, startGateway, startMock } from './lib/harness.js';
+import {
+  REPO,
+  adminRequest,
+  fetchWithTimeout,
+  freePort,
+  postJson,
+  startGateway,
+  startMock,
+} from './lib/harness.js';
 import { parsePrometheus } from './lib/prometheus.js';
 
 const PLUGIN_DIR = process.env.SLUICE_PLUGIN_DIR || path.join(REPO, 'build', 'plugins');
@@ -20,21 +28,7 @@ const pluginBytes = (name) => fs.readFileSync(path.join(PLUGIN_DIR, `${name}.was
 const base64 = (name) => pluginBytes(name).toString('base64');
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
 
-async function admin(gateway, method, p, body) {
-  const res = await fetchWithTimeout(`${gateway.adminUrl}${p}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json, text };
-}
+const admin = (gateway, method, p, body) => adminRequest(gateway, ADMIN, method, p, body);
 
 function expectError(result, status, fragment) {
   assert.equal(result.status, status, result.text);

@@ -443,6 +443,27 @@ export async function postJson(url, body, { headers = {}, timeoutMs = 10_000 } =
   return { res, status: res.status, headers: res.headers, text, json };
 }
 
+// A request to the admin listener at `gateway.adminUrl` with `token` (none: no header); `body` is
+// sent as JSON (an object) or as is (a string). Returns { status, text, json } (json undefined
+// when the answer is not JSON).
+export async function adminRequest(gateway, token, method, p, body) {
+  const headers = token ? { authorization: `Bearer ${token}` } : {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetchWithTimeout(`${gateway.adminUrl}${p}`, {
+    method,
+    headers,
+    body: body === undefined || typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, text, json };
+}
+
 // Reads a Server-Sent Events body; yields { data, event, at } per event as it arrives
 // (`at`: ms since `start`).
 export async function* readSse(res, start = Date.now()) {
