@@ -6,7 +6,7 @@ CONFIG ?= examples/sluice.yaml
 # Keep the output readable: no "Entering directory" lines from the makes CMake runs.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test test-asan fuzz bench clean
 
 deps:
 	@scripts/deps.sh
@@ -22,6 +22,14 @@ run: build
 
 test: build
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
+
+# The tests again, with the whole tree built under AddressSanitizer + UBSan (build-asan/).
+test-asan: deps
+	@scripts/test_asan.sh
+
+# Each fuzz target for FUZZ_SECONDS (default 30) with libFuzzer (clang, build-fuzz/).
+fuzz: deps
+	@scripts/fuzz.sh
 
 bench: build
 	@if [ -x bench/run.sh ]; then bench/run.sh; \

@@ -14,7 +14,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libcli11-dev libexpected-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server nginx-light wrk wabt
-  clang lld wasi-libc libclang-rt-14-dev-wasm32
+  clang lld wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev
   curl ca-certificates
 )
 # Shared libraries libnode108 links against; needed when it is unpacked into .deps/ rather
