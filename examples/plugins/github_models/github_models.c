@@ -166,8 +166,8 @@ uint32_t proxy_on_request_headers(uint32_t id, size_t num_headers, uint32_t end_
   free(path);
 
   pw_set_header(PW_MAP_HTTP_REQUEST_HEADERS, "authorization", g_authorization);
-  if (g_api_version[0]) pw_set_header(PW_MAP_HTTP_REQUEST_HEADERS, "x-github-api-version",
-                                      g_api_version);
+  if (g_api_version[0])
+    pw_set_header(PW_MAP_HTTP_REQUEST_HEADERS, "x-github-api-version", g_api_version);
 
   return PW_ACTION_CONTINUE;
 }
@@ -183,7 +183,8 @@ uint32_t proxy_on_request_body(uint32_t id, size_t body_size, uint32_t end_of_st
     size_t body_len = 0;
     char* body = pw_get_buffer(PW_BUFFER_HTTP_REQUEST_BODY, body_size, &body_len);
     pw_json doc, value;
-    if (body && pw_json_parse(body, body_len, &doc) == 0 && pw_json_get(doc, "model", &value) == 0) {
+    if (body && pw_json_parse(body, body_len, &doc) == 0 &&
+        pw_json_get(doc, "model", &value) == 0) {
       model = pw_json_string(value, &len);
     }
     free(body);

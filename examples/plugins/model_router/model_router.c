@@ -141,7 +141,8 @@ uint32_t proxy_on_configure(uint32_t root_id, size_t config_size) {
   int strip = 1, upstream = 0;
   uint32_t ok = 0;
   if (pw_json_parse(text, len, &doc) != 0 || *doc.p != '{') {
-    config_error("configuration is not a JSON object; expected {\"header\": ..., \"keywords\": [...]}");
+    config_error(
+        "configuration is not a JSON object; expected {\"header\": ..., \"keywords\": [...]}");
   } else if (read_name(doc, "header", MAX_HEADER_NAME_BYTES, &header, NULL) < 0) {
     config_error("\"header\" must be a header name");
   } else if ((n = parse_keywords(doc, &kws)) < 0) {

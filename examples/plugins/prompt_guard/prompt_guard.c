@@ -8,7 +8,8 @@
  * matching, and the text and the phrases are normalised the same way: whitespace runs become one
  * space, zero-width characters and soft hyphens are dropped, ASCII letters are folded when
  * case_insensitive (the default). The strings of one message are joined by a space, so a phrase
- * split across content parts is still found. A body that is not valid JSON is refused too.
+ * split across content parts is still found; the values of "type" and "role" are checked apart
+ * from that text. A body that is not valid JSON is refused too.
  *
  * The answer is in the client's dialect: OpenAI's
  * {"error":{"message","type":"invalid_request_error","param":null,"code":"prompt_rejected"}},
@@ -70,6 +71,13 @@ static void norm_cp(normaliser* n, uint32_t cp) {
 /* Ends one string: what follows is a separate word. */
 static void norm_break(normaliser* n) { n->pending_space = n->out.len > 0; }
 
+/* Ends one string for good: '\n' never occurs in normalised text or phrases, so no match spans
+ * it. */
+static void norm_hard_break(normaliser* n) {
+  if (n->out.len > 0) pw_buf_append(&n->out, "\n", 1);
+  n->pending_space = 0;
+}
+
 /* Decodes one UTF-8 sequence at p (p < end); invalid or overlong input gives U+FFFD and
  * advances one byte, so no byte sequence decodes to a character it does not encode. */
 static const char* utf8_next(const char* p, const char* end, uint32_t* cp) {
@@ -105,7 +113,8 @@ static const char* utf8_next(const char* p, const char* end, uint32_t* cp) {
     }
     v = v << 6 | (s[i] & 0x3F);
   }
-  if ((n == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) || (n == 4 && (v < 0x10000 || v > 0x10FFFF))) {
+  if ((n == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) ||
+      (n == 4 && (v < 0x10000 || v > 0x10FFFF))) {
     *cp = 0xFFFD;
     return p + 1;
   }
@@ -178,39 +187,6 @@ static const char* decode_string(const char* p, const char* end, normaliser* n) 
   return NULL;
 }
 
-/* Walks the value at p; every string value inside (object keys excluded) goes to `n` (NULL:
- * only check). Returns the byte after the value, or NULL when it is malformed or too deep. */
-static const char* walk_value(const char* p, const char* end, int depth, normaliser* n) {
-  p = pw_json_ws(p, end);
-  if (p >= end || depth > MAX_DEPTH) return NULL;
-  if (*p == '"') {
-    p = decode_string(p, end, n);
-    if (n) norm_break(n);
-    return p;
-  }
-  if (*p == '{' || *p == '[') {
-    char close = *p == '{' ? '}' : ']';
-    p = pw_json_ws(p + 1, end);
-    if (p < end && *p == close) return p + 1;
-    for (;;) {
-      if (close == '}') {
-        p = decode_string(pw_json_ws(p, end), end, NULL);
-        if (!p) return NULL;
-        p = pw_json_ws(p, end);
-        if (p >= end || *p++ != ':') return NULL;
-      }
-      p = walk_value(p, end, depth + 1, n);
-      if (!p) return NULL;
-      p = pw_json_ws(p, end);
-      if (p >= end) return NULL;
-      if (*p == close) return p + 1;
-      if (*p++ != ',') return NULL;
-      p = pw_json_ws(p, end);
-    }
-  }
-  return pw_json_skip(p, end, depth); /* literals and numbers */
-}
-
 /* Decodes an object key into `key` (at most MAX_KEY_BYTES, else *len = MAX_KEY_BYTES + 1);
  * returns the byte after it or NULL. */
 static const char* read_key(const char* p, const char* end, char* key, size_t* len) {
@@ -224,6 +200,59 @@ static const char* read_key(const char* p, const char* end, char* key, size_t* l
   }
   pw_buf_free(&n.out);
   return after;
+}
+
+/* Where the strings of one message go. Prose is joined with spaces, so that a phrase split over
+ * content parts is found; the values of "type" and "role" are tags that sit between parts
+ * ("text", "user"), kept apart so that they do not break such a phrase, and checked too. */
+typedef struct {
+  normaliser text;
+  normaliser tags;
+} sink;
+
+static int is_tag_key(const char* key, size_t len) {
+  return (len == 4 && memcmp(key, "type", 4) == 0) || (len == 4 && memcmp(key, "role", 4) == 0);
+}
+
+/* Walks the value at p; every string value inside (object keys excluded) goes to `s` (NULL:
+ * only check), to its tags when `tag`. Returns the byte after the value, or NULL when it is
+ * malformed or too deep. */
+static const char* walk_value(const char* p, const char* end, int depth, sink* s, int tag) {
+  p = pw_json_ws(p, end);
+  if (p >= end || depth > MAX_DEPTH) return NULL;
+  if (*p == '"') {
+    normaliser* n = s ? (tag ? &s->tags : &s->text) : NULL;
+    p = decode_string(p, end, n);
+    if (n && tag) norm_hard_break(n);
+    if (n && !tag) norm_break(n);
+    return p;
+  }
+  if (*p == '{' || *p == '[') {
+    char close = *p == '{' ? '}' : ']';
+    p = pw_json_ws(p + 1, end);
+    if (p < end && *p == close) return p + 1;
+    for (;;) {
+      int member_tag = tag;
+      if (close == '}') {
+        char key[MAX_KEY_BYTES];
+        size_t key_len = 0;
+        p = pw_json_ws(p, end);
+        p = s ? read_key(p, end, key, &key_len) : decode_string(p, end, NULL);
+        if (!p) return NULL;
+        if (s && is_tag_key(key, key_len)) member_tag = 1;
+        p = pw_json_ws(p, end);
+        if (p >= end || *p++ != ':') return NULL;
+      }
+      p = walk_value(p, end, depth + 1, s, member_tag);
+      if (!p) return NULL;
+      p = pw_json_ws(p, end);
+      if (p >= end) return NULL;
+      if (*p == close) return p + 1;
+      if (*p++ != ',') return NULL;
+      p = pw_json_ws(p, end);
+    }
+  }
+  return pw_json_skip(p, end, depth); /* literals and numbers */
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -252,10 +281,16 @@ static long denied(const normaliser* n) {
 /* Checks one text source (a message, "system" or "prompt"): 1 if denied, 0 if clean, -1 if
  * malformed. `*after` gets the end of the value. */
 static int check_value(const char* p, const char* end, const char** after, long* which) {
-  normaliser n = {{0}, g_case_insensitive, 0};
-  *after = walk_value(p, end, 1, &n);
-  int verdict = !*after ? -1 : (*which = denied(&n)) >= 0;
-  pw_buf_free(&n.out);
+  sink s = {{{0}, g_case_insensitive, 0}, {{0}, g_case_insensitive, 0}};
+  *after = walk_value(p, end, 1, &s, 0);
+  int verdict = -1;
+  if (*after) {
+    *which = denied(&s.text);
+    if (*which < 0) *which = denied(&s.tags);
+    verdict = *which >= 0;
+  }
+  pw_buf_free(&s.text.out);
+  pw_buf_free(&s.tags.out);
   return verdict;
 }
 
@@ -298,7 +333,7 @@ static int check_body(const char* body, size_t len, long* which) {
       int verdict = check_value(p, end, &p, which);
       if (verdict != 0) return verdict;
     } else {
-      p = walk_value(p, end, 1, NULL);
+      p = walk_value(p, end, 1, NULL, 0);
       if (!p) return -1;
     }
     p = pw_json_ws(p, end);
@@ -418,12 +453,13 @@ uint32_t proxy_on_configure(uint32_t root_id, size_t config_size) {
 static void reject(const char* message, const char* code) {
   size_t len = 0;
   char* path = pw_get_request_header(":path", &len);
-  int anthropic = path && len >= 12 && memcmp(path, "/v1/messages", 12) == 0 &&
-                  (len == 12 || path[12] == '?');
+  int anthropic =
+      path && len >= 12 && memcmp(path, "/v1/messages", 12) == 0 && (len == 12 || path[12] == '?');
   free(path);
   pw_buf b = {0};
   if (anthropic) {
-    pw_buf_puts(&b, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":");
+    pw_buf_puts(&b,
+                "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":");
     pw_buf_json_string(&b, message, strlen(message));
     pw_buf_puts(&b, "}}");
   } else {
