@@ -44,10 +44,17 @@ tl::expected<std::shared_ptr<const PluginSet>, std::string> PluginSet::load(
       if (auto error = problem(plugin.error())) return tl::make_unexpected(*error);
       continue;
     }
-    // A canary instance proves the module starts and accepts its configuration.
-    PluginInstance canary(*plugin, ThreadHooks{});
+    // A canary instance proves the module starts and accepts its configuration. What it logs
+    // at warn or above is kept: a plugin that refuses its configuration usually says why.
+    std::string complaint;
+    ThreadHooks hooks;
+    hooks.log = [&complaint](abi::LogLevel level, std::string_view, std::string_view message) {
+      if (level >= abi::LogLevel::kWarn) complaint.assign(message.substr(0, 512));
+    };
+    PluginInstance canary(*plugin, hooks);
     if (auto started = canary.start(); !started) {
-      if (auto error = problem(started.error())) return tl::make_unexpected(*error);
+      auto what = complaint.empty() ? started.error() : started.error() + ": " + complaint;
+      if (auto error = problem(what)) return tl::make_unexpected(*error);
       continue;
     }
     set->plugins_.push_back(std::move(*plugin));
