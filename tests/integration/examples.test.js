@@ -412,12 +412,13 @@ describe('github_models example', { timeout: 60_000 }, () => {
   let mock; // accepts only the plugin's token
   let gw;
   let orgGw;
+  let tokenGw; // its provider has api_tokens of its own
 
-  function config(pluginConfig) {
+  function config(pluginConfig, provider = {}) {
     return {
       threads: 1,
       // A provider without api_tokens: the plugin's authorization is what the upstream gets.
-      providers: [{ id: 'github', type: 'generic', endpoints: [mock.url] }],
+      providers: [{ id: 'github', type: 'generic', endpoints: [mock.url], ...provider }],
       routes: [{ name: 'all', models: ['*'], provider: 'github' }],
       plugins: [
         {
@@ -432,14 +433,15 @@ describe('github_models example', { timeout: 60_000 }, () => {
 
   before(async () => {
     mock = await startMock({ tokens: TOKENS, requireKeys: [TOKEN] });
-    [gw, orgGw] = await Promise.all([
+    [gw, orgGw, tokenGw] = await Promise.all([
       startGateway(config({ token: TOKEN, model_prefix: 'openai/' })),
       startGateway(config({ token: TOKEN, model_prefix: 'openai', org: 'my-org' })),
+      startGateway(config({ token: TOKEN }, { api_tokens: ['provider-token'] })),
     ]);
   });
 
   after(async () => {
-    await Promise.all([gw?.stop(), orgGw?.stop()]);
+    await Promise.all([gw?.stop(), orgGw?.stop(), tokenGw?.stop()]);
   });
 
   test('path, Bearer token and publisher-prefixed model reach the upstream', async () => {
@@ -496,6 +498,14 @@ describe('github_models example', { timeout: 60_000 }, () => {
     assert.equal(last.target, '/orgs/my-org/inference/chat/completions');
     assert.equal(last.headers.authorization, `Bearer ${TOKEN}`);
     assert.equal(JSON.parse(last.body).model, 'openai/gpt-4o');
+  });
+
+  test("a provider with api_tokens keeps its own; the plugin's token is not sent", async () => {
+    // The mock refuses provider-token (401): what matters is what it was sent.
+    await chat(tokenGw, { model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] });
+    const last = await mock.last();
+    assert.equal(last.headers.authorization, 'Bearer provider-token');
+    assert.equal(last.target, '/inference/chat/completions');
   });
 
   test('a bad configuration: the gateway refuses to start (fail_closed)', async () => {
