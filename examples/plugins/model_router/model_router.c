@@ -26,8 +26,9 @@
 typedef struct {
   char* match;
   size_t match_len;
-  char* model; /* NULL: not set */
-  char* route; /* NULL: not set */
+  uint32_t* next; /* KMP failure function of the lower-cased match */
+  char* model;    /* NULL: not set */
+  char* route;    /* NULL: not set */
 } keyword;
 
 static char* g_header;
@@ -51,6 +52,7 @@ static void config_error(const char* why) {
 static void free_keywords(keyword* list, size_t n) {
   for (size_t i = 0; i < n; i++) {
     free(list[i].match);
+    free(list[i].next);
     free(list[i].model);
     free(list[i].route);
   }
@@ -87,6 +89,19 @@ static int read_bool(pw_json obj, const char* key, int* out) {
   return 1;
 }
 
+static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; }
+
+/* Lower-cases the match and builds its KMP table, so that a search is linear in the text. */
+static void prepare_match(keyword* k) {
+  for (size_t i = 0; i < k->match_len; i++) k->match[i] = lower(k->match[i]);
+  k->next[0] = 0;
+  for (size_t i = 1, j = 0; i < k->match_len; i++) {
+    while (j > 0 && k->match[i] != k->match[j]) j = k->next[j - 1];
+    if (k->match[i] == k->match[j]) j++;
+    k->next[i] = (uint32_t)j;
+  }
+}
+
 /* Parses "keywords"; returns the count (0 is fine) or -1 with a logged reason. */
 static long parse_keywords(pw_json doc, keyword** out) {
   pw_json list, elem;
@@ -113,6 +128,12 @@ static long parse_keywords(pw_json doc, keyword** out) {
       free_keywords(kws, n);
       return -1;
     }
+    k->next = (uint32_t*)malloc(k->match_len * sizeof(uint32_t));
+    if (!k->next) {
+      free_keywords(kws, n);
+      return -1;
+    }
+    prepare_match(k);
     int has_model = read_name(elem, "model", MAX_NAME_BYTES, &k->model, NULL);
     int has_route = read_name(elem, "route", MAX_NAME_BYTES, &k->route, NULL);
     if (has_model < 0 || has_route < 0 || (has_model == 0 && has_route == 0)) {
@@ -243,17 +264,15 @@ static char* apply_edits(const char* body, size_t len, edits* e, size_t* out_len
  * Keyword search in the last user message
  * ------------------------------------------------------------------------------------------- */
 
-static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; }
-
-/* Offset of the first case-insensitive occurrence of `needle` in `hay`, or -1. */
-static long find_ci(const char* hay, size_t hay_len, const char* needle, size_t needle_len) {
-  if (needle_len == 0 || needle_len > hay_len) return -1;
-  char first = lower(needle[0]);
-  for (size_t i = 0; i + needle_len <= hay_len; i++) {
-    if (lower(hay[i]) != first) continue;
-    size_t k = 1;
-    while (k < needle_len && lower(hay[i + k]) == lower(needle[k])) k++;
-    if (k == needle_len) return (long)i;
+/* Offset of the first occurrence of the keyword in `text`, ASCII letters without case; -1 if
+ * none. */
+static long find_keyword(const keyword* k, const char* text, size_t len) {
+  size_t j = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = lower(text[i]);
+    while (j > 0 && c != k->match[j]) j = k->next[j - 1];
+    if (c == k->match[j]) j++;
+    if (j == k->match_len) return (long)(i + 1 - j);
   }
   return -1;
 }
@@ -369,7 +388,7 @@ uint32_t proxy_on_request_body(uint32_t id, size_t body_size, uint32_t end_of_st
     for (size_t k = 0; k < g_num_keywords && !model && !route; k++) {
       const keyword* kw = &g_keywords[k];
       for (size_t c = 0; c < num_cands; c++) {
-        long at = find_ci(cands[c].text, cands[c].len, kw->match, kw->match_len);
+        long at = find_keyword(kw, cands[c].text, cands[c].len);
         if (at < 0) continue;
         model = kw->model;
         route = kw->route;

@@ -65,7 +65,13 @@ static void norm_cp(normaliser* n, uint32_t cp) {
     n->pending_space = 0;
   }
   if (n->ci && cp >= 'A' && cp <= 'Z') cp += 'a' - 'A';
-  pw_buf_utf8(&n->out, cp);
+  pw_buf* b = &n->out;
+  if (cp < 0x80 && b->len + 1 < b->cap) {
+    b->data[b->len++] = (char)cp; /* the common case, without a call */
+    b->data[b->len] = '\0';
+  } else {
+    pw_buf_utf8(b, cp);
+  }
 }
 
 /* Ends one string: what follows is a separate word. */
