@@ -50,6 +50,9 @@ struct ProxyHandler::Exchange {
   providers::Capability upstream_capability = providers::Capability::kChat;
   std::string upstream_model;
   std::string upstream_model_override;  // set by a plugin through ai.upstream_model
+  std::string plugin_target;            // upstream path a plugin set as :path (empty: none)
+  // Credential headers a plugin set itself, sent to providers that have no api_tokens.
+  std::vector<std::pair<std::string, std::string>> plugin_credentials;
   Translation translation = Translation::kNone;
   std::string upstream;
   uint32_t retries = 0;
@@ -492,8 +495,13 @@ void fillRequestHeaders(const Request& request, wasm::HeaderMap& map) {
   }
 }
 
-// Writes the plugins' view of the headers back into the request.
-void applyRequestHeaders(const wasm::HeaderMap& map, Request& request) {
+// Credential headers the gateway never forwards from the client; a plugin may set them.
+constexpr std::string_view kCredentialHeaders[] = {"authorization", "x-api-key", "api-key"};
+
+// Writes the plugins' view of the headers back into the request. A changed :path goes to
+// `plugin_target` rather than into the request: routing already used the client's, and the
+// request's target backs the exchange's `path`.
+void applyRequestHeaders(const wasm::HeaderMap& map, Request& request, std::string& plugin_target) {
   for (auto it = request.begin(); it != request.end();) {
     it = isHopByHop(it->name()) ? std::next(it) : request.erase(it);
   }
@@ -501,7 +509,9 @@ void applyRequestHeaders(const wasm::HeaderMap& map, Request& request) {
     if (name == ":method") {
       request.method_string(value);
     } else if (name == ":path") {
-      if (!value.empty() && value.front() == '/') request.target(value);
+      if (!value.empty() && value.front() == '/' && value != std::string_view(request.target())) {
+        plugin_target = value;
+      }
     } else if (name == ":authority") {
       request.set(bhttp::field::host, value);
     } else if (!name.starts_with(':')) {
@@ -574,7 +584,15 @@ Task<bool> ProxyHandler::runRequestPlugins(Exchange& x, int route_index) {
   }
   if (co_await answerChain(x, status)) co_return false;
 
-  applyRequestHeaders(stream.request_headers, x.request);
+  for (auto name : kCredentialHeaders) {
+    const auto set = std::find_if(stream.request_headers.begin(), stream.request_headers.end(),
+                                  [&](const auto& pair) { return pair.first == name; });
+    if (set != stream.request_headers.end() && !set->second.empty() &&
+        set->second != std::string_view(x.request[name])) {
+      x.plugin_credentials.emplace_back(name, set->second);
+    }
+  }
+  applyRequestHeaders(stream.request_headers, x.request, x.plugin_target);
   if (stream.request_body_changed) {
     auto fields = parseRequestFields(body);
     if (!fields) {
@@ -1096,11 +1114,16 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
     x.type->addHeaders(provider, token >= 0 ? std::string_view(provider.api_tokens[token]) : "",
                        headers);
     for (const auto& [name, value] : headers) upstream_request.set(name, value);
+    if (token < 0) {
+      for (const auto& [name, value] : x.plugin_credentials) upstream_request.set(name, value);
+    }
   };
   authenticate();
   x.upstream = endpoint.url;
   upstream_request.target(
-      x.type->target(x.upstream_capability, provider, endpoint, x.upstream_model));
+      x.plugin_target.empty()
+          ? x.type->target(x.upstream_capability, provider, endpoint, x.upstream_model)
+          : x.plugin_target);
   upstream_request.set(bhttp::field::host, hostHeader(endpoint));
 
   auto* tls = x.runtime->tls.get();

@@ -6,8 +6,19 @@
 namespace sluice::wasm {
 
 tl::expected<void, std::string> canaryStart(const std::shared_ptr<const Plugin>& plugin) {
-  PluginInstance canary(plugin, ThreadHooks{});
-  return canary.start();
+  // What the canary logs at warn or above is kept: a plugin that refuses its configuration
+  // usually says why.
+  std::string complaint;
+  ThreadHooks hooks;
+  hooks.log = [&complaint](abi::LogLevel level, std::string_view, std::string_view message) {
+    if (level >= abi::LogLevel::kWarn) complaint.assign(message.substr(0, 512));
+  };
+  PluginInstance canary(plugin, hooks);
+  auto started = canary.start();
+  if (!started && !complaint.empty()) {
+    return tl::make_unexpected(started.error() + ": " + complaint);
+  }
+  return started;
 }
 
 std::shared_ptr<const PluginSet> PluginSet::build(
