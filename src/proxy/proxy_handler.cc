@@ -590,6 +590,9 @@ Task<bool> ProxyHandler::runRequestPlugins(Exchange& x, int route_index) {
   if (co_await answerChain(x, status)) co_return false;
 
   applyRequestHeaders(stream.request_headers, x.request);
+  // Setting the target moved it: x.path viewed the old one.
+  const auto target = x.request.target();
+  x.path = target.substr(0, target.find('?'));
   if (stream.request_body_changed) {
     auto fields = parseRequestFields(body);
     if (!fields) {

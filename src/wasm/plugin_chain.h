@@ -70,7 +70,7 @@ class PluginChain {
     uint64_t generation = 0;
     bool skipped = false;     // failed with fail_open
     bool sse_events = false;  // asked for whole SSE events
-    std::unique_ptr<EventSplitter> splitter;
+    std::unique_ptr<EventSplitter> splitter{};
   };
 
   ChainStatus run(Phase phase, size_t from, size_t to);
