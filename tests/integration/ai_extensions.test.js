@@ -157,6 +157,7 @@ describe('upstream candidate filter', { timeout: 90_000 }, () => {
       assert.ok(served[1] > 0 && served[2] > 0, `traffic not shared: ${served}`);
       const line = await gw.waitForLog((l) => (l.plugin_actions ?? '').includes('upstream_filter'));
       assert.equal(line.status, 200);
+      assert.equal(line.path, '/v1/chat/completions');
     } finally {
       await gw.stop();
     }
@@ -207,6 +208,33 @@ describe('upstream candidate filter', { timeout: 90_000 }, () => {
       assert.deepEqual(seen.map((c) => c.url).sort(), [mocks[1].url, mocks[2].url].sort());
     } finally {
       await gw.stop();
+    }
+  });
+
+  test('a failing filter follows its policy: fail_open drops its verdicts, fail_closed 503s', async () => {
+    const config = { reject: '*', reason: 'rejected', trap: true };
+    const [open, closed] = await Promise.all([
+      startGateway({
+        ...simpleConfig(mocks.slice(0, 1)),
+        plugins: [rejectPlugin(config, { failure_policy: 'fail_open' })],
+      }),
+      startGateway({
+        ...simpleConfig(mocks.slice(0, 1)),
+        plugins: [rejectPlugin(config, { failure_policy: 'fail_closed' })],
+      }),
+    ]);
+    try {
+      const kept = await chat(open);
+      assert.equal(kept.status, 200, kept.text);
+      const line = await open.waitForLog((l) => l.path === '/v1/chat/completions');
+      assert.match(line.plugin_actions, /fail_open:reject/);
+      assert.doesNotMatch(line.plugin_actions, /upstream_filter/);
+      const failed = await chat(closed);
+      assert.equal(failed.status, 503, failed.text);
+      assert.equal(failed.json.error.code, 'plugin_failed');
+      assert.match(failed.json.error.message, /sluice_on_upstream_filter trapped/);
+    } finally {
+      await Promise.all([open.stop(), closed.stop()]);
     }
   });
 

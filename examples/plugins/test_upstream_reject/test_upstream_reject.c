@@ -2,18 +2,21 @@
  * ...] or "*" for every candidate, "reason": "rejected"}. In sluice_on_upstream_filter it logs
  * "upstream_filter saw <ai.candidates>" and rejects the candidates named (with `reason`, which
  * is passed through unchecked so that tests can see the host refuse a bad one: a refused
- * rejection logs "upstream_filter: reject refused <status>"). */
+ * rejection logs "upstream_filter: reject refused <status>"). With "trap": true it traps after
+ * its rejections, so that tests see the failure policy undo them. */
 #include "proxy_wasm.h"
 
 static char* g_config;  /* the configuration text */
 static size_t g_config_len;
 static char* g_reason;
+static int g_trap;
 
 uint32_t proxy_on_configure(uint32_t root_id, size_t config_size) {
   g_config = pw_get_plugin_config(config_size, &g_config_len);
   pw_json doc, v;
   if (!g_config || pw_json_parse(g_config, g_config_len, &doc) != 0) return 0;
   g_reason = pw_json_get(doc, "reason", &v) == 0 ? pw_json_string(v, NULL) : NULL;
+  g_trap = pw_json_get(doc, "trap", &v) == 0 && v.end - v.p == 4 && memcmp(v.p, "true", 4) == 0;
   return 1;
 }
 
@@ -70,5 +73,6 @@ uint32_t sluice_on_upstream_filter(uint32_t id, uint32_t num_candidates) {
     }
   }
   free(text);
+  if (g_trap) __builtin_trap();
   return PW_ACTION_CONTINUE;
 }
