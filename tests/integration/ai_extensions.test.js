@@ -393,6 +393,58 @@ describe('whole SSE events for plugins', { timeout: 60_000 }, () => {
     assert.notEqual(raw, await stream());
   });
 
+  test('an event over max_body_bytes follows the failure policy', async () => {
+    const small = (policy) =>
+      startGateway({
+        ...simpleConfig([upstream]),
+        plugins: [
+          {
+            name: 'sse',
+            path: plugin('test_sse_events'),
+            failure_policy: policy,
+            limits: { max_body_bytes: 64 }, // the upstream's events are about 130 bytes
+          },
+        ],
+      });
+    const [open, closed] = await Promise.all([small('fail_open'), small('fail_closed')]);
+    const body = JSON.stringify({
+      model: 'm',
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: MESSAGES,
+    });
+    const post = (g) =>
+      fetchWithTimeout(`${g.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      }).then((r) => r.text());
+    try {
+      // fail_open: the plugin is taken out and the answer passes unchanged, nothing lost.
+      const passed = await post(open);
+      const contents = passed
+        .split('\n\n')
+        .filter((e) => e.startsWith('data: {'))
+        .map((e) => chunkContent(e.slice(6)));
+      assert.deepEqual(contents, ['tok0 ', 'tok1 ', 'tok2 ', 'tok3 ']);
+      assert.ok(passed.endsWith('data: [DONE]\n\n'), passed);
+      const line = await open.waitForLog((l) => l.path === '/v1/chat/completions');
+      assert.match(line.plugin_actions, /fail_open:sse/);
+      // fail_closed: the stream is cut.
+      let cut;
+      try {
+        cut = await post(closed);
+      } catch {
+        cut = ''; // the connection closed mid-body
+      }
+      assert.ok(!cut.includes('[DONE]'), cut);
+      const closedLine = await closed.waitForLog((l) => l.path === '/v1/chat/completions');
+      assert.match(closedLine.error, /larger than max_body_bytes/);
+    } finally {
+      await Promise.all([open.stop(), closed.stop()]);
+    }
+  });
+
   test('readSse sees the same events through a client', async () => {
     const res = await fetchWithTimeout(`${gw.url}/v1/chat/completions`, {
       method: 'POST',
