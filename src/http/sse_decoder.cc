@@ -95,8 +95,8 @@ void appendSseEvent(std::string& out, const SseEvent& event) {
   while (true) {
     const auto end = event.data.find('\n', start);
     out += "data: ";
-    out += event.data.substr(
-        start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    out += event.data.substr(start,
+                             end == std::string_view::npos ? std::string_view::npos : end - start);
     out += '\n';
     if (end == std::string_view::npos) break;
     start = end + 1;

@@ -541,7 +541,8 @@ Task<bool> ProxyHandler::answerChain(Exchange& x, wasm::ChainStatus status) {
 void ProxyHandler::fillFinalProperties(Exchange& x, Clock::time_point end) {
   auto& properties = x.stream->properties;
   const auto millis = [&](Clock::time_point at) {
-    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(at - x.start).count());
+    return std::to_string(
+        std::chrono::duration_cast<std::chrono::milliseconds>(at - x.start).count());
   };
   properties["ai.duration_ms"] = millis(end);
   if (x.first_byte) properties["ai.ttfb_ms"] = millis(*x.first_byte);

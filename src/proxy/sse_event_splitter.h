@@ -27,8 +27,8 @@ class SseEventSplitter final : public wasm::EventSplitter {
  private:
   http::SseDecoder decoder_;
   size_t max_event_bytes_;
-  std::string pending_;     // raw bytes since the last event boundary
-  bool after_cr_ = false;   // the last byte fed was a '\r' (a '\n' next completes it)
+  std::string pending_;    // raw bytes since the last event boundary
+  bool after_cr_ = false;  // the last byte fed was a '\r' (a '\n' next completes it)
   bool failed_ = false;
 };
 

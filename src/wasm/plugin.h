@@ -57,7 +57,7 @@ struct UpstreamCandidate {
   std::string url;
   bool healthy = true;
   uint32_t outstanding = 0;
-  double cache_match = 0;  // predicted prefix-cache match in [0, 1] (cache_aware routes)
+  double cache_match = 0;   // predicted prefix-cache match in [0, 1] (cache_aware routes)
   std::string rejected;     // the reason (rate_limited, ...); empty while kept
   std::string rejected_by;  // the plugin that rejected it
 };

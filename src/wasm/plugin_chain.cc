@@ -124,7 +124,8 @@ ChainStatus PluginChain::runEvents(Entry& entry) {
     stream_.response_body = std::move(output);
   };
   if (!split) {
-    auto status = fail(entry, fmt::format("an SSE event is larger than max_body_bytes ({})", limit));
+    auto status =
+        fail(entry, fmt::format("an SSE event is larger than max_body_bytes ({})", limit));
     if (status == ChainStatus::kContinue) passRest(0);
     return status;
   }
