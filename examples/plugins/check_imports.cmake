@@ -1,6 +1,7 @@
 # cmake -DWASM=<file.wasm> -DOBJDUMP=<wasm-objdump> -P check_imports.cmake
 # Fails (and deletes WASM, so that the next build retries) when the module imports anything a
-# proxy-wasm host does not provide, or lacks the exports every plugin needs.
+# proxy-wasm host does not provide (sluice's own sluice_* extensions aside), or lacks the
+# exports every plugin needs.
 
 cmake_minimum_required(VERSION 3.25)
 
@@ -20,7 +21,7 @@ set(problems "")
 string(REGEX MATCHALL "<- [^ \n]+" imports "${dump}")
 foreach(entry ${imports})
   string(REGEX REPLACE "^<- " "" import "${entry}")
-  if(import MATCHES "^env\\.proxy_[a-z0-9_]+$")
+  if(import MATCHES "^env\\.(proxy|sluice)_[a-z0-9_]+$")
     continue()
   endif()
   if(import MATCHES "^wasi_snapshot_preview1\\.(.+)$" AND CMAKE_MATCH_1 IN_LIST allowed_wasi)

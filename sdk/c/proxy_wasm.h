@@ -285,6 +285,13 @@ PW_IMPORT(proxy_call_foreign_function)
 pw_status_t proxy_call_foreign_function(const char* name, size_t name_size, const void* args,
                                         size_t args_size, char** results, size_t* results_size);
 
+/* sluice's AI extension (not proxy-wasm): during sluice_on_upstream_filter, rejects candidate
+ * `index` of the ai.candidates array as this plugin read it. `reason` is "rate_limited",
+ * "insufficient_quota", "unhealthy" or "rejected" (anything else: PW_STATUS_BAD_ARGUMENT;
+ * PW_STATUS_NOT_FOUND outside the filter). */
+PW_IMPORT(sluice_reject_candidate)
+pw_status_t sluice_reject_candidate(uint32_t index, const char* reason, size_t reason_size);
+
 /* ---------------------------------------------------------------------------------------------
  * WASI functions a proxy-wasm host provides (the others are not available).
  * ------------------------------------------------------------------------------------------- */
@@ -378,6 +385,13 @@ PW_EXPORT(proxy_on_grpc_close)
 void proxy_on_grpc_close(uint32_t root_id, uint32_t token, uint32_t status_code);
 /* An item was enqueued on shared queue `queue_id`. */
 PW_EXPORT(proxy_on_queue_ready) void proxy_on_queue_ready(uint32_t root_id, uint32_t queue_id);
+
+/* sluice's AI extension: after routing, before balancing, with the candidates (workers of the
+ * route) in the property ai.candidates, a JSON array of {"id","provider","url","healthy",
+ * "outstanding","cache_match"}; reject some with sluice_reject_candidate. Return
+ * PW_ACTION_CONTINUE (PW_ACTION_PAUSE after a proxy_http_call, resumed as usual). */
+PW_EXPORT(sluice_on_upstream_filter)
+uint32_t sluice_on_upstream_filter(uint32_t id, uint32_t num_candidates);
 /* The host called foreign callback `function_id` (args: PW_BUFFER_FOREIGN_FUNCTION_ARGUMENTS). */
 PW_EXPORT(proxy_on_foreign_function)
 void proxy_on_foreign_function(uint32_t root_id, uint32_t function_id, size_t args_size);
@@ -824,6 +838,11 @@ PW_HELPER pw_status_t pw_set_property(const char* dotted, const void* value, siz
   pw_status_t st = proxy_set_property(path, n, value, len);
   free(path);
   return st;
+}
+
+/* Rejects candidate `index` of ai.candidates with `reason` (see sluice_reject_candidate). */
+PW_HELPER pw_status_t pw_reject_candidate(uint32_t index, const char* reason) {
+  return sluice_reject_candidate(index, reason, strlen(reason));
 }
 
 /* ---------------------------------------------------------------------------------------------

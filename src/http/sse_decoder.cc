@@ -79,4 +79,29 @@ void SseDecoder::dispatch(const Callback& on_event) {
   has_data_ = false;
 }
 
+void appendSseEvent(std::string& out, const SseEvent& event) {
+  if (!event.event.empty()) {
+    out += "event: ";
+    out += event.event;
+    out += '\n';
+  }
+  if (!event.id.empty()) {
+    out += "id: ";
+    out += event.id;
+    out += '\n';
+  }
+  // A data payload with newlines becomes several data lines.
+  size_t start = 0;
+  while (true) {
+    const auto end = event.data.find('\n', start);
+    out += "data: ";
+    out += event.data.substr(start,
+                             end == std::string_view::npos ? std::string_view::npos : end - start);
+    out += '\n';
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  out += '\n';
+}
+
 }  // namespace sluice::http

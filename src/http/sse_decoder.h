@@ -45,4 +45,8 @@ class SseDecoder {
   bool failed_ = false;
 };
 
+// Appends `event` in the wire format: "event:" (when named), "id:" (when set), one "data:"
+// line per line of data, and the blank line that ends it.
+void appendSseEvent(std::string& out, const SseEvent& event);
+
 }  // namespace sluice::http

@@ -11,22 +11,7 @@ namespace sluice::proxy {
 namespace {
 
 void appendEvent(std::string& out, std::string_view event, std::string_view data) {
-  if (!event.empty()) {
-    out += "event: ";
-    out += event;
-    out += '\n';
-  }
-  // A data payload with newlines becomes several data lines.
-  size_t start = 0;
-  while (true) {
-    const auto end = data.find('\n', start);
-    out += "data: ";
-    out += data.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
-    out += '\n';
-    if (end == std::string_view::npos) break;
-    start = end + 1;
-  }
-  out += '\n';
+  http::appendSseEvent(out, http::SseEvent{event, data, {}});
 }
 
 // An event stream whose events go through `on_event` one by one.

@@ -15,6 +15,7 @@
 #include "providers/provider_type.h"
 #include "proxy/body_transform.h"
 #include "proxy/request_fields.h"
+#include "proxy/sse_event_splitter.h"
 #include "proxy/gateway_metrics.h"
 #include "proxy/usage_meter.h"
 #include "limits/rate_limiter.h"
@@ -74,6 +75,9 @@ struct ProxyHandler::Exchange {
   std::shared_ptr<const wasm::ThreadPlugins> plugins;
   std::unique_ptr<wasm::StreamData> stream;
   std::unique_ptr<wasm::PluginChain> chain;
+  // Workers the plugins' upstream filter rejected, and "<id> <reason>" of each for the error.
+  std::vector<const EndpointRuntime*> filtered_out;
+  std::string filter_rejections;
 };
 
 namespace {
@@ -269,6 +273,7 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
   if (x.chain) {
     x.stream->response_code = static_cast<uint32_t>(x.status);
     fillAiProperties(x);
+    fillFinalProperties(x, Clock::now());
     x.chain->onLog();
     plugin_actions = x.chain->actions();
   }
@@ -542,6 +547,18 @@ Task<bool> ProxyHandler::answerChain(Exchange& x, wasm::ChainStatus status) {
     co_return true;
   }
   co_return false;
+}
+
+void ProxyHandler::fillFinalProperties(Exchange& x, Clock::time_point end) {
+  auto& properties = x.stream->properties;
+  const auto millis = [&](Clock::time_point at) {
+    return std::to_string(
+        std::chrono::duration_cast<std::chrono::milliseconds>(at - x.start).count());
+  };
+  properties["ai.duration_ms"] = millis(end);
+  if (x.first_byte) properties["ai.ttfb_ms"] = millis(*x.first_byte);
+  if (x.first_body) properties["ai.ttft_ms"] = millis(*x.first_body);
+  if (!x.error.empty()) properties["ai.error"] = x.error;
 }
 
 void ProxyHandler::fillAiProperties(Exchange& x) {
@@ -915,12 +932,14 @@ std::optional<size_t> ProxyHandler::pickWorker(Exchange& x, const config::Route&
     for (const auto& worker : pool.workers) {
       const bool was_tried =
           std::find(tried.begin(), tried.end(), worker.endpoint) != tried.end();
+      const bool filtered = std::find(x.filtered_out.begin(), x.filtered_out.end(),
+                                      worker.endpoint) != x.filtered_out.end();
       any_tried = any_tried || was_tried;
       workers.push_back(routing::WorkerState{
           .id = worker.endpoint->id,
           .weight = worker.weight,
           .healthy = worker.endpoint->health.available(now) && !(avoid_tried && was_tried) &&
-                     serves(providers[worker.provider_index], x.capability),
+                     !filtered && serves(providers[worker.provider_index], x.capability),
           .outstanding = &worker.endpoint->outstanding,
       });
     }
@@ -939,6 +958,51 @@ std::optional<size_t> ProxyHandler::pickWorker(Exchange& x, const config::Route&
   pool.counters->picks[static_cast<size_t>(routing::PickReason::kNoEligibleWorker)].fetch_add(
       1, std::memory_order_relaxed);
   return std::nullopt;
+}
+
+Task<bool> ProxyHandler::filterUpstreams(Exchange& x, const RoutePool& pool,
+                                         std::string_view prompt) {
+  auto& stream = *x.stream;
+  const auto now = routing::steadyNowMs();
+  const auto& providers = x.state->config.providers;
+  thread_local std::vector<routing::WorkerState> workers;
+  thread_local std::vector<double> matches;
+  workers.clear();
+  for (const auto& worker : pool.workers) {
+    workers.push_back(routing::WorkerState{.id = worker.endpoint->id,
+                                           .weight = worker.weight,
+                                           .outstanding = &worker.endpoint->outstanding});
+  }
+  matches.assign(workers.size(), 0.0);
+  pool.policy->predictCacheMatch(prompt, workers, matches);
+  stream.candidates.clear();
+  for (size_t i = 0; i < pool.workers.size(); ++i) {
+    const auto& worker = pool.workers[i];
+    stream.candidates.push_back(wasm::UpstreamCandidate{
+        .id = worker.endpoint->id,
+        .provider = worker.endpoint->provider,
+        .url = worker.endpoint->endpoint.url,
+        .healthy = worker.endpoint->health.available(now) &&
+                   serves(providers[worker.provider_index], x.capability),
+        .outstanding = workers[i].load(),
+        .cache_match = matches[i],
+    });
+  }
+  stream.properties["ai.route"] = x.route->name;
+  const auto status = co_await settle(x, x.chain->onUpstreamFilter());
+  if (co_await answerChain(x, status)) co_return false;
+  for (size_t i = 0; i < stream.candidates.size(); ++i) {
+    const auto& candidate = stream.candidates[i];
+    if (candidate.rejected.empty()) continue;
+    x.filtered_out.push_back(pool.workers[i].endpoint);
+    ++stream.candidates_rejected;
+    if (!x.filter_rejections.empty()) x.filter_rejections += ", ";
+    x.filter_rejections += candidate.id;
+    x.filter_rejections += ' ';
+    x.filter_rejections += candidate.rejected;
+  }
+  stream.candidates.clear();
+  co_return true;
 }
 
 Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
@@ -982,6 +1046,9 @@ Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
                    x.route->name, route.name);
     }
     x.route = &route;
+    if (x.chain && x.chain->wantsUpstreamFilter() && !co_await filterUpstreams(x, pool, prompt)) {
+      co_return;  // the plugins answered
+    }
     uint32_t attempts = 0;
     size_t refused = 0;  // half-open breakers that turned the request away
     while (attempts < route.retry.attempts) {
@@ -1057,6 +1124,9 @@ Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
     last_error = {504, "upstream_error", "upstream_timeout",
                   fmt::format("no upstream answered within the route's total timeout ({} ms)",
                               first_route.timeouts.total_ms)};
+  } else if (!any_candidate && !x.filter_rejections.empty()) {
+    last_error = {503, "upstream_error", "no_upstream_accepted",
+                  "no upstream accepted: " + x.filter_rejections};
   } else if (!any_candidate) {
     // Nothing could be asked; say why in the client's terms.
     bool served = false;
@@ -1278,6 +1348,11 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     fillResponseHeaders(upstream.base(), stream.response_headers);
     fillAiProperties(x);
     stream.response_code = static_cast<uint32_t>(x.status);
+    if (spec.event_stream) {
+      x.chain->setEventSplitter([](size_t max_event_bytes) -> std::unique_ptr<wasm::EventSplitter> {
+        return std::make_unique<SseEventSplitter>(max_event_bytes);
+      });
+    }
     auto status = co_await settle(x, x.chain->onResponseHeaders(parser.is_done()));
     if (co_await answerChain(x, status)) co_return true;  // the upstream answer is dropped
     for (const auto& [name, value] : stream.response_headers) {

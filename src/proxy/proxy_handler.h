@@ -57,6 +57,9 @@ class ProxyHandler {
   // Sends the request to a worker of the route's pool, retrying and falling back as the route
   // says, and relays the answer; or answers the error.
   http::Task<void> forward(Exchange& x, size_t route_index);
+  // The plugins' upstream filter over the workers of `pool`: rejected ones join
+  // x.filtered_out. False when the chain answered instead (local response, failure).
+  http::Task<bool> filterUpstreams(Exchange& x, const RoutePool& pool, std::string_view prompt);
   std::optional<size_t> pickWorker(Exchange& x, const config::Route& route, const RoutePool& pool,
                                    std::span<const EndpointRuntime* const> tried,
                                    std::string_view prompt);
@@ -83,6 +86,8 @@ class ProxyHandler {
   http::Task<bool> runRequestPlugins(Exchange& x, int route_index);
   // The ai.* properties plugins read: route, provider, upstream model and endpoint, usage.
   static void fillAiProperties(Exchange& x);
+  // What proxy_on_log reads beside them: ai.duration_ms, ai.ttfb_ms, ai.ttft_ms, ai.error.
+  static void fillFinalProperties(Exchange& x, std::chrono::steady_clock::time_point end);
   http::Task<wasm::ChainStatus> settle(Exchange& x, wasm::ChainStatus status);
   http::Task<wasm::HttpCallResponse> performHttpCall(Exchange& x,
                                                      const wasm::HttpCallRequest& call);

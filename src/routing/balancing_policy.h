@@ -102,6 +102,12 @@ class BalancingPolicy {
   virtual void onStart(size_t worker, const PickContext& context) {}
   virtual void onFinish(size_t worker) {}
 
+  // How much of `prompt` each worker's cache likely holds, in [0, 1], into `matches` (parallel
+  // to `workers`), without changing anything; policies that track no caches leave it alone.
+  // For the upstream filter of plugins (ai.candidates).
+  virtual void predictCacheMatch(std::string_view prompt, std::span<const WorkerState> workers,
+                                 std::span<double> matches) const {}
+
   // Whether `pick` reads PickContext::prompt / hash_key, so that callers build them only then.
   virtual bool usesPrompt() const { return false; }
   virtual bool usesHashKey() const { return false; }

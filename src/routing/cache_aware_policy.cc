@@ -152,6 +152,33 @@ size_t CacheAwarePolicy::pickWithTrees(const PickContext& context,
   return chosen;
 }
 
+void CacheAwarePolicy::predictCacheMatch(std::string_view prompt,
+                                         std::span<const WorkerState> workers,
+                                         std::span<double> matches) const {
+  if (prompt.empty()) return;
+  thread_local PromptChunks chunks;
+  chunks.assign(prompt, options_.chunk_chars);
+  if (chunks.length() == 0) return;
+  const int64_t fresh_since = nowMs() - static_cast<int64_t>(options_.eviction_interval_ms);
+  trees_.withCurrent([&](const Trees& trees) {
+    const auto& ids = trees.membership.ids();
+    for (size_t i = 0; i < workers.size() && i < matches.size(); ++i) {
+      for (size_t t = 0; t < ids.size(); ++t) {
+        if (ids[t] != workers[i].id) continue;
+        WorkerTree& tree = *trees.of_worker[t];
+        if (!tree.tree.mayMatch(chunks)) break;
+        size_t length;
+        {
+          std::lock_guard lock(tree.mutex);
+          length = tree.tree.match(chunks, fresh_since);
+        }
+        matches[i] = static_cast<double>(length) / static_cast<double>(chunks.length());
+        break;
+      }
+    }
+  });
+}
+
 CacheAwarePolicy::TreeSize CacheAwarePolicy::treeSize(std::string_view id) const {
   TreeSize size;
   trees_.withCurrent([&](const Trees& trees) {

@@ -31,6 +31,9 @@ class CacheAwarePolicy : public BalancingPolicy {
   // random). The prompt then joins the chosen worker's tree.
   std::optional<size_t> pick(const PickContext& context,
                              std::span<const WorkerState> workers) override;
+  // The longest fresh match in each worker's tree / prompt characters, as pick measures it.
+  void predictCacheMatch(std::string_view prompt, std::span<const WorkerState> workers,
+                         std::span<double> matches) const override;
 
   struct TreeSize {
     size_t chars = 0;

@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include "common/json_writer.h"
 #include "wasm/shared_state.h"
 
 namespace sluice::wasm {
@@ -20,6 +21,7 @@ constexpr uint32_t kMaxPropertyBytes = 64 * 1024;
 constexpr uint32_t kMaxLogBytes = 16 * 1024;
 constexpr uint32_t kMaxKeyBytes = 4 * 1024;
 constexpr uint32_t kMaxSharedValueBytes = 1024 * 1024;
+constexpr uint32_t kMaxRejectReasonBytes = 64;
 
 int64_t nowNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -58,7 +60,28 @@ HostResult result(RawVal value) {
 HostResult ok(Status status) { return result(static_cast<RawVal>(status)); }
 uint32_t u32(RawVal value) { return static_cast<uint32_t>(value); }
 
+// ai.candidates: the candidates the running plugin sees, as a JSON array.
+std::string candidatesJson(const StreamData& stream) {
+  std::string out;
+  JsonWriter json(out);
+  json.beginArray();
+  for (const auto index : stream.candidate_view) {
+    const auto& candidate = stream.candidates[index];
+    json.beginObject().key("id").value(candidate.id).key("provider").value(candidate.provider);
+    json.key("url").value(candidate.url).key("healthy").value(candidate.healthy);
+    json.key("outstanding").value(static_cast<uint64_t>(candidate.outstanding));
+    json.key("cache_match").value(candidate.cache_match).endObject();
+  }
+  json.endArray();
+  return out;
+}
+
 }  // namespace
+
+bool isCandidateRejectReason(std::string_view reason) {
+  return reason == "rate_limited" || reason == "insufficient_quota" || reason == "unhealthy" ||
+         reason == "rejected";
+}
 
 // ---------------------------------------------------------------------------------------
 // Watchdog
@@ -459,6 +482,10 @@ class HostCalls {
       for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(code >> (8 * i));
       return bytes;
     }
+    if (dotted == "ai.candidates") {
+      if (stream->candidate_view.empty()) return std::nullopt;  // only during the filter
+      return candidatesJson(*stream);
+    }
     if (auto it = stream->properties.find(dotted); it != stream->properties.end()) {
       return it->second;
     }
@@ -479,8 +506,29 @@ class HostCalls {
     std::string dotted(*path);
     std::replace(dotted.begin(), dotted.end(), '\0', '.');
     if (dotted.empty() || self.stream_->properties.size() >= 1024) return ok(Status::kBadArgument);
+    if (dotted == "sluice.sse_events") self.stream_->sse_events_request = *value == "true";
     self.stream_->properties[dotted] = std::string(*value);
     self.plugin_->stats().modification();
+    return ok(Status::kOk);
+  }
+
+  // --- upstream filter: sluice_reject_candidate(index, reason, reason_len), where index is
+  // the candidate's position in ai.candidates as this plugin read it.
+  static HostResult rejectCandidate(PluginInstance& self, std::span<const RawVal> a) {
+    auto* stream = self.stream_;
+    if (stream == nullptr || stream->candidate_view.empty()) return ok(Status::kNotFound);
+    if (u32(a[2]) > kMaxRejectReasonBytes) return ok(Status::kBadArgument);
+    auto reason = read(self, a[1], a[2], kMaxRejectReasonBytes);
+    if (!reason) return ok(Status::kInvalidMemoryAccess);
+    const auto index = u32(a[0]);
+    if (index >= stream->candidate_view.size() || !isCandidateRejectReason(*reason)) {
+      return ok(Status::kBadArgument);
+    }
+    auto& candidate = stream->candidates[stream->candidate_view[index]];
+    if (candidate.rejected.empty()) {
+      candidate.rejected = std::string(*reason);
+      candidate.rejected_by = self.name();
+    }
     return ok(Status::kOk);
   }
 
@@ -769,6 +817,7 @@ const std::vector<HostCalls::Spec>& HostCalls::specs() {
       {"env", "proxy_enqueue_shared_queue", i32s(3), {I}, &enqueue},
       {"env", "proxy_dequeue_shared_queue", i32s(3), {I}, &dequeue},
       {"env", "proxy_call_foreign_function", i32s(6), {I}, &foreignFunction},
+      {"env", "sluice_reject_candidate", i32s(3), {I}, &rejectCandidate},
       {"env", "proxy_grpc_call", i32s(12), {I}, &unimplemented},
       {"env", "proxy_grpc_stream", i32s(9), {I}, &unimplemented},
       {"env", "proxy_grpc_send", i32s(4), {I}, &unimplemented},

@@ -50,6 +50,22 @@ struct HttpCallResponse {
   std::string body;
 };
 
+// One worker of the route's pool as the upstream filter (sluice_on_upstream_filter) sees it
+// in ai.candidates, with the verdict of the plugins.
+struct UpstreamCandidate {
+  std::string id;
+  std::string provider;
+  std::string url;
+  bool healthy = true;
+  uint32_t outstanding = 0;
+  double cache_match = 0;   // predicted prefix-cache match in [0, 1] (cache_aware routes)
+  std::string rejected;     // the reason (rate_limited, ...); empty while kept
+  std::string rejected_by;  // the plugin that rejected it
+};
+
+// The reasons sluice_reject_candidate accepts.
+bool isCandidateRejectReason(std::string_view reason);
+
 // What a request shows the plugins of its chain; one per request, shared by the chain so
 // that a change by one plugin is seen by the next.
 struct StreamData {
@@ -74,6 +90,14 @@ struct StreamData {
   uint32_t response_code = 0;
   // Properties set by the gateway (e.g. ai.*) or by plugins (proxy_set_property).
   std::unordered_map<std::string, std::string> properties;
+
+  // The upstream filter: the candidates of the pool being balanced, and the indexes (in
+  // `candidates`) of those the running plugin sees; empty outside the filter.
+  std::vector<UpstreamCandidate> candidates;
+  std::vector<uint32_t> candidate_view;
+  uint32_t candidates_rejected = 0;  // over the whole request
+  // Set when a callback set the property sluice.sse_events: whole SSE events from then on.
+  std::optional<bool> sse_events_request;
 };
 
 // Who a plugin is for the management API: its uuid and version, the digest of its bytes, and

@@ -7,7 +7,8 @@ namespace {
 
 const char* callbackOf(int phase) {
   static constexpr const char* kNames[] = {"proxy_on_request_headers", "proxy_on_request_body",
-                                           "proxy_on_response_headers", "proxy_on_response_body"};
+                                           "proxy_on_response_headers", "proxy_on_response_body",
+                                           "sluice_on_upstream_filter"};
   return kNames[phase];
 }
 
@@ -41,6 +42,13 @@ bool PluginChain::wantsResponseBody() const {
   return false;
 }
 
+bool PluginChain::wantsUpstreamFilter() const {
+  for (const auto& entry : entries_) {
+    if (entry.instance->plugin().exports("sluice_on_upstream_filter")) return true;
+  }
+  return false;
+}
+
 bool PluginChain::ready(Entry& entry) {
   if (entry.context != 0) {
     return entry.instance->healthy() && entry.instance->generation() == entry.generation;
@@ -63,6 +71,7 @@ std::string PluginChain::actions() const {
   if (stream_.local_response) add("local_response");
   if (stream_.request_body_changed) add("request_body");
   if (stream_.response_body_changed) add("response_body");
+  if (stream_.candidates_rejected > 0) add("upstream_filter");
   if (!failure_.empty()) add("failed");
   for (const auto& entry : entries_) {
     if (entry.skipped) add("fail_open", entry.instance->name());
@@ -79,6 +88,76 @@ ChainStatus PluginChain::fail(Entry& entry, const std::string& why) {
   return ChainStatus::kFailed;
 }
 
+void PluginChain::noteRequests(Entry& entry) {
+  if (stream_.sse_events_request) {
+    entry.sse_events = *stream_.sse_events_request;
+    stream_.sse_events_request.reset();
+  }
+}
+
+bool PluginChain::showCandidates() {
+  stream_.candidate_view.clear();
+  for (uint32_t i = 0; i < stream_.candidates.size(); ++i) {
+    if (stream_.candidates[i].rejected.empty()) stream_.candidate_view.push_back(i);
+  }
+  return !stream_.candidate_view.empty();
+}
+
+void PluginChain::undoVerdicts() {
+  for (const auto index : stream_.candidate_view) {
+    stream_.candidates[index].rejected.clear();
+    stream_.candidates[index].rejected_by.clear();
+  }
+}
+
+ChainStatus PluginChain::runEvents(Entry& entry) {
+  const auto limit = entry.instance->plugin().settings().limits.max_body_bytes;
+  if (!entry.splitter) entry.splitter = splitter_factory_(limit);
+  events_.clear();
+  const bool split = entry.splitter->feed(stream_.response_body, events_);
+  if (split && end_of_stream_) entry.splitter->finish(events_);
+  std::string output;
+  // Whatever the plugin did not get passes unchanged when a failure takes it out (fail_open).
+  auto passRest = [&](size_t from) {
+    for (size_t k = from; k < events_.size(); ++k) output += events_[k];
+    output += entry.splitter->takePending();
+    stream_.response_body = std::move(output);
+  };
+  if (!split) {
+    auto status =
+        fail(entry, fmt::format("an SSE event is larger than max_body_bytes ({})", limit));
+    if (status == ChainStatus::kContinue) passRest(0);
+    return status;
+  }
+  // The end of the answer is shown even when no event is left for it.
+  const size_t calls = events_.empty() && end_of_stream_ ? 1 : events_.size();
+  for (size_t k = 0; k < calls; ++k) {
+    if (k < events_.size()) {
+      stream_.response_body.assign(events_[k]);
+    } else {
+      stream_.response_body.clear();
+    }
+    const bool last = end_of_stream_ && k + 1 == calls;
+    stream_.continue_requested = false;
+    auto outcome = entry.instance->callStream("proxy_on_response_body", entry.context, stream_,
+                                              {stream_.response_body.size(), last ? 1u : 0u});
+    noteRequests(entry);
+    if (!outcome.ok) {
+      stream_.http_calls.clear();
+      stream_.local_response.reset();
+      auto status = fail(entry, outcome.error);
+      if (status == ChainStatus::kContinue) passRest(k);
+      return status;
+    }
+    if (stream_.local_response) return ChainStatus::kLocalResponse;
+    // A pause cannot hold an event back here: the event goes on as the plugin left it.
+    stream_.http_calls.clear();
+    output += stream_.response_body;
+  }
+  stream_.response_body = std::move(output);
+  return ChainStatus::kContinue;
+}
+
 ChainStatus PluginChain::run(Phase phase, size_t from, size_t to) {
   phase_ = phase;
   const auto callback = callbackOf(static_cast<int>(phase));
@@ -91,6 +170,11 @@ ChainStatus PluginChain::run(Phase phase, size_t from, size_t to) {
       }
       continue;
     }
+    if (phase == Phase::kResponseBody && entry.sse_events && splitter_factory_) {
+      if (auto status = runEvents(entry); status != ChainStatus::kContinue) return status;
+      continue;
+    }
+    if (phase == Phase::kUpstreamFilter && !showCandidates()) break;  // nothing left to judge
     uint64_t size = 0;
     switch (phase) {
       case Phase::kRequestHeaders:
@@ -105,14 +189,21 @@ ChainStatus PluginChain::run(Phase phase, size_t from, size_t to) {
       case Phase::kResponseBody:
         size = stream_.response_body.size();
         break;
+      case Phase::kUpstreamFilter:
+        size = stream_.candidate_view.size();
+        break;
     }
     stream_.continue_requested = false;
-    auto outcome = entry.instance->callStream(callback, entry.context, stream_,
-                                              {size, end_of_stream_ ? 1u : 0u});
+    auto outcome = phase == Phase::kUpstreamFilter
+                       ? entry.instance->callStream(callback, entry.context, stream_, {size})
+                       : entry.instance->callStream(callback, entry.context, stream_,
+                                                    {size, end_of_stream_ ? 1u : 0u});
+    noteRequests(entry);
     if (!outcome.ok) {
       stream_.http_calls.clear();
       stream_.local_response.reset();
       if (fail(entry, outcome.error) == ChainStatus::kFailed) return ChainStatus::kFailed;
+      if (phase == Phase::kUpstreamFilter) undoVerdicts();
       continue;
     }
     if (stream_.local_response) return ChainStatus::kLocalResponse;
@@ -143,6 +234,13 @@ ChainStatus PluginChain::onRequestBody() {
   return run(Phase::kRequestBody, 0, entries_.size());
 }
 
+ChainStatus PluginChain::onUpstreamFilter() {
+  end_of_stream_ = true;
+  auto status = run(Phase::kUpstreamFilter, 0, entries_.size());
+  if (status != ChainStatus::kPause) stream_.candidate_view.clear();
+  return status;
+}
+
 ChainStatus PluginChain::onResponseHeaders(bool end_of_stream) {
   end_of_stream_ = end_of_stream;
   return run(Phase::kResponseHeaders, 0, entries_.size());
@@ -171,8 +269,13 @@ void PluginChain::deliver(const HttpCallRequest& call, const HttpCallResponse& r
     if (entry.instance == call.instance && entry.context == call.context_id &&
         entry.generation == entry.instance->generation()) {
       auto outcome = call.instance->deliverHttpCallResponse(call, response, stream_);
+      noteRequests(entry);
       if (!outcome.ok) {
-        if (fail(entry, outcome.error) == ChainStatus::kFailed) stream_.close_requested = true;
+        if (fail(entry, outcome.error) == ChainStatus::kFailed) {
+          stream_.close_requested = true;
+        } else if (phase_ == Phase::kUpstreamFilter) {
+          undoVerdicts();
+        }
         stream_.continue_requested = true;
       }
       return;
@@ -181,6 +284,14 @@ void PluginChain::deliver(const HttpCallRequest& call, const HttpCallResponse& r
 }
 
 ChainStatus PluginChain::resume() {
+  auto status = resumeRun();
+  if (phase_ == Phase::kUpstreamFilter && status != ChainStatus::kPause) {
+    stream_.candidate_view.clear();
+  }
+  return status;
+}
+
+ChainStatus PluginChain::resumeRun() {
   if (!failure_.empty()) return ChainStatus::kFailed;
   if (stream_.local_response) return ChainStatus::kLocalResponse;
   if (!stream_.http_calls.empty()) return ChainStatus::kPause;

@@ -1,9 +1,11 @@
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "wasm/event_splitter.h"
 #include "wasm/plugin.h"
 
 namespace sluice::wasm {
@@ -27,9 +29,17 @@ class PluginChain {
   bool empty() const { return entries_.empty(); }
   bool wantsRequestBody() const;
   bool wantsResponseBody() const;
+  bool wantsUpstreamFilter() const;
 
   ChainStatus onRequestHeaders(bool end_of_stream);
   ChainStatus onRequestBody();  // the whole body, in stream.request_body
+  // sluice_on_upstream_filter over stream.candidates: each plugin in order sees those still
+  // kept (ai.candidates) and rejects some with sluice_reject_candidate. A plugin that fails
+  // with fail_open has its verdicts of that call undone.
+  ChainStatus onUpstreamFilter();
+  // The answer is an event stream: plugins that set sluice.sse_events to "true" get it one
+  // whole event per proxy_on_response_body, split by splitters this factory makes.
+  void setEventSplitter(EventSplitterFactory factory) { splitter_factory_ = std::move(factory); }
   ChainStatus onResponseHeaders(bool end_of_stream);
   // stream.response_body holds the next chunk; on kContinue it holds what to send (maybe
   // more than one chunk, when a plugin had paused to buffer). kPause: hold it back.
@@ -42,20 +52,37 @@ class PluginChain {
 
   const std::string& failure() const { return failure_; }
   // What the plugins did, for the access log: "local_response", "request_body", "response_body",
-  // "failed", and "fail_open:<plugin>" for each plugin a failure took out of the chain;
-  // comma-separated, empty when they only looked.
+  // "upstream_filter" (candidates rejected), "failed", and "fail_open:<plugin>" for each plugin
+  // a failure took out of the chain; comma-separated, empty when they only looked.
   std::string actions() const;
 
  private:
-  enum class Phase { kRequestHeaders, kRequestBody, kResponseHeaders, kResponseBody };
+  enum class Phase {
+    kRequestHeaders,
+    kRequestBody,
+    kResponseHeaders,
+    kResponseBody,
+    kUpstreamFilter
+  };
   struct Entry {
     PluginInstance* instance;
     uint32_t context = 0;
     uint64_t generation = 0;
-    bool skipped = false;  // failed with fail_open
+    bool skipped = false;     // failed with fail_open
+    bool sse_events = false;  // asked for whole SSE events
+    std::unique_ptr<EventSplitter> splitter{};
   };
 
   ChainStatus run(Phase phase, size_t from, size_t to);
+  ChainStatus resumeRun();
+  // proxy_on_response_body once per whole event of stream.response_body, for an entry that
+  // asked for events; the body becomes what the plugin made of them.
+  ChainStatus runEvents(Entry& entry);
+  // Takes note of what the last callback of `entry` asked for through properties.
+  void noteRequests(Entry& entry);
+  // The candidates `entry` sees: those still kept. False when none is left.
+  bool showCandidates();
+  void undoVerdicts();
   ChainStatus fail(Entry& entry, const std::string& why);
   // Creates the context on first use; false when the instance is down.
   bool ready(Entry& entry);
@@ -69,6 +96,8 @@ class PluginChain {
   std::string held_body_;
   std::string failure_;
   bool logged_ = false;
+  EventSplitterFactory splitter_factory_;
+  std::vector<std::string> events_;  // reused by runEvents
 };
 
 }  // namespace sluice::wasm
