@@ -10,7 +10,7 @@ namespace sluice::wasm {
 
 enum class ChainStatus {
   kContinue,       // go on with the request
-  kPause,          // perform stream.http_calls, deliver the answers, then resume()
+  kPause,          // perform stream.http_calls and redis_calls, deliver the answers, resume()
   kLocalResponse,  // answer with stream.local_response
   kFailed,         // a fail-closed plugin failed: answer 503 (failure() says why)
 };
@@ -27,6 +27,9 @@ class PluginChain {
   bool empty() const { return entries_.empty(); }
   bool wantsRequestBody() const;
   bool wantsResponseBody() const;
+  // Whether a plugin speaks Higress's ABI (0.2.100): the gateway then lists the route's
+  // endpoints for proxy_get_upstream_hosts.
+  bool usesHigressAbi() const;
 
   ChainStatus onRequestHeaders(bool end_of_stream);
   ChainStatus onRequestBody();  // the whole body, in stream.request_body
@@ -36,6 +39,7 @@ class PluginChain {
   ChainStatus onResponseBody(bool end_of_stream);
   // After a kPause with http calls: every answer delivered with deliver().
   void deliver(const HttpCallRequest& call, const HttpCallResponse& response);
+  void deliver(const RedisCallRequest& call, const RedisCallResponse& response);
   ChainStatus resume();
   // proxy_on_log on every context (the request is finished).
   void onLog();
@@ -57,6 +61,10 @@ class PluginChain {
 
   ChainStatus run(Phase phase, size_t from, size_t to);
   ChainStatus fail(Entry& entry, const std::string& why);
+  // The entry whose context made a call-out of `instance`; null when it is gone.
+  Entry* caller(const PluginInstance* instance, uint32_t context);
+  // After a delivery that failed: the plugin's failure policy decides.
+  void deliveryFailed(Entry& entry, const std::string& why);
   // Creates the context on first use; false when the instance is down.
   bool ready(Entry& entry);
 
