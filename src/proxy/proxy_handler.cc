@@ -500,9 +500,11 @@ void applyRequestHeaders(const wasm::HeaderMap& map, Request& request) {
   }
   for (const auto& [name, value] : map) {
     if (name == ":method") {
-      request.method_string(value);
+      if (value != request.method_string()) request.method_string(value);
     } else if (name == ":path") {
-      if (!value.empty() && value.front() == '/') request.target(value);
+      if (!value.empty() && value.front() == '/' && value != request.target()) {
+        request.target(value);
+      }
     } else if (name == ":authority") {
       request.set(bhttp::field::host, value);
     } else if (!name.starts_with(':')) {
@@ -577,6 +579,9 @@ Task<bool> ProxyHandler::runRequestPlugins(Exchange& x, int route_index) {
   if (co_await answerChain(x, status)) co_return false;
 
   applyRequestHeaders(stream.request_headers, x.request);
+  // x.path viewed the old target, which a rewritten :path has freed.
+  const auto target = x.request.target();
+  x.path = target.substr(0, target.find('?'));
   if (stream.request_body_changed) {
     auto fields = parseRequestFields(body);
     if (!fields) {
@@ -701,7 +706,7 @@ Task<wasm::HttpCallResponse> ProxyHandler::performHttpCall(Exchange& x,
   request.set(bhttp::field::host, hostHeader(endpoint));
   for (const auto& [name, value] : call.headers) {
     if (name == ":method") {
-      request.method_string(value);
+      if (value != request.method_string()) request.method_string(value);
     } else if (name == ":path") {
       if (!value.empty() && value.front() == '/') request.target(upstreamTarget(endpoint, value));
     } else if (name == ":authority") {

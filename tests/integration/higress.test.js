@@ -197,6 +197,30 @@ describe('token_quota plugin (proxy_redis_call)', { timeout: 90_000 }, () => {
     assert.match(open.stderr, /token_quota: Redis did not answer/);
   });
 
+  test('no Redis configured: proxy_redis_init/call answer NOT_FOUND and the plugin decides', async () => {
+    const mock = await startMock({ tokens: 5 });
+    cleanup.push(() => mock.stop());
+    const plain = (config) =>
+      startGateway({
+        threads: 1,
+        providers: [{ id: 'mock', type: 'openai', endpoints: [mock.url] }],
+        routes: [{ name: 'all', models: ['*'], provider: 'mock' }],
+        plugins: [{ name: 'quota', path: plugin('token_quota'), config }],
+      });
+    const open = await plain({ daily_tokens: 10, key_header: 'x-user' });
+    cleanup.push(() => open.stop());
+    const closed = await plain({ daily_tokens: 10, key_header: 'x-user', fail_open: false });
+    cleanup.push(() => closed.stop());
+    assert.match(open.stderr, /no Redis for plugins/);
+    const headers = { 'x-user': 'alice' };
+    assert.equal((await postJson(`${open.url}/v1/chat/completions`, CHAT, { headers })).status, 200);
+    const refused = await postJson(`${closed.url}/v1/chat/completions`, CHAT, { headers });
+    assert.equal(refused.status, 503, refused.text);
+    assert.equal(refused.json.error.code, 'token_quota_unavailable');
+    // Without the header nobody is counted: the request passes even fail-closed.
+    assert.equal((await postJson(`${closed.url}/v1/chat/completions`, CHAT)).status, 200);
+  });
+
   test('Redis stopped while serving: the plugin gets an error, then Redis is used again', async () => {
     const port = await freePort();
     let redis = await startRedis(port);
