@@ -267,6 +267,7 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
     x.stream->response_code = static_cast<uint32_t>(x.status);
     fillAiProperties(x);
     x.chain->onLog();
+    x.chain->finish();
     sendLateRedisCalls(x);
     plugin_actions = x.chain->actions();
   }

@@ -19,11 +19,14 @@ PluginChain::PluginChain(std::span<PluginInstance* const> plugins, StreamData& s
   for (auto* instance : plugins) entries_.push_back(Entry{instance});
 }
 
-PluginChain::~PluginChain() {
+PluginChain::~PluginChain() { finish(); }
+
+void PluginChain::finish() {
   for (auto& entry : entries_) {
     if (entry.context != 0 && entry.instance->generation() == entry.generation) {
       entry.instance->destroyContext(entry.context, stream_);
     }
+    entry.context = 0;
   }
 }
 

@@ -43,6 +43,9 @@ class PluginChain {
   ChainStatus resume();
   // proxy_on_log on every context (the request is finished).
   void onLog();
+  // proxy_on_done + proxy_on_delete on every context now rather than at destruction, so that
+  // what they do (Higress plugins charge Redis in OnHttpStreamDone) lands in the stream.
+  void finish();
 
   const std::string& failure() const { return failure_; }
   // What the plugins did, for the access log: "local_response", "request_body", "response_body",

@@ -306,6 +306,25 @@ describe('Higress upstream hosts and Go SDK start-up (test_higress)', { timeout:
     assert.ok(spread[0] > 0 && spread[1] > 0, `balancing did not spread: ${spread}`);
   });
 
+  test('Redis calls made in proxy_on_done (wasm-go’s OnHttpStreamDone) are sent', async () => {
+    const redis = await startRedis(await freePort());
+    cleanup.push(() => redis.kill());
+    const a = await startMock({ tokens: 3 });
+    cleanup.push(() => a.stop());
+    const gw = await startGateway({
+      threads: 2,
+      providers: [{ id: 'mock', type: 'openai', endpoints: [a.url] }],
+      routes: [{ name: 'all', models: ['*'], provider: 'mock' }],
+      wasm: { redis: redis.url },
+      plugins: [{ name: 'hig', path: plugin('test_higress') }],
+    });
+    cleanup.push(() => gw.stop());
+    for (let i = 0; i < 5; i++) assert.equal((await request(gw, {})).status, 200);
+    await waitFor(async () => (await counter(redis, 'test_higress:done')) === 5, {
+      what: 'test_higress:done = 5',
+    });
+  });
+
   test('an unhealthy named endpoint is not forced: the balancer picks an available one', async () => {
     const a = await startMock({ tokens: 3 });
     const bPort = await freePort();  // nothing listens there

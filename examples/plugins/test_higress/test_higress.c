@@ -10,10 +10,13 @@
  *   x-upstream-hosts: the host:port of every endpoint of the route, comma-separated, each with
  *   "=H" (Healthy) or "=U".
  * When the request has a header x-override-host, its value goes to
- * proxy_set_upstream_override_host; x-override-status reports that call's status. */
+ * proxy_set_upstream_override_host; x-override-status reports that call's status.
+ * When a Redis is configured for plugins, proxy_on_done (where Higress's Go SDK runs
+ * OnHttpStreamDone) counts the finished request: INCR test_higress:done. */
 #include "proxy_wasm.h"
 
 static char g_start[256] = "-";
+static int g_redis;
 
 void proxy_abi_version_0_2_100(void) {}
 
@@ -40,6 +43,7 @@ uint32_t proxy_on_configure(uint32_t root_id, size_t config_size) {
   free(name);
   free(root);
   free(result);
+  g_redis = proxy_redis_init("redis", 5, "", 0, "", 0, 500) == PW_STATUS_OK;
   return ok ? 1 : 0;
 }
 
@@ -81,4 +85,13 @@ uint32_t proxy_on_request_headers(uint32_t id, size_t num_headers, uint32_t end_
   }
   free(wanted);
   return PW_ACTION_CONTINUE;
+}
+
+uint32_t proxy_on_done(uint32_t id) {
+  if (g_redis) {
+    static const char query[] = "*2\r\n$4\r\nINCR\r\n$17\r\ntest_higress:done\r\n";
+    uint32_t token = 0;
+    proxy_redis_call("redis", 5, query, sizeof query - 1, &token);
+  }
+  return 1;
 }

@@ -89,7 +89,7 @@ TEST(RedisReply, AppendRespRoundTripsThroughTheParser) {
       RedisReply(Array{RedisReply(int64_t{1}), RedisReply(Array{}), RedisReply(Bulk{""})})};
   std::string bytes;
   for (const auto& reply : replies) reply.appendResp(bytes);
-  EXPECT_EQ(bytes.substr(0, 14), "+OK\r\n:-42\r\n$5\r\n");
+  EXPECT_EQ(bytes.substr(0, 15), "+OK\r\n:-42\r\n$5\r\n");
   RespParser parser;
   parser.feed(bytes);
   EXPECT_EQ(drain(parser), replies);
