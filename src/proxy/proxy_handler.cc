@@ -620,10 +620,12 @@ Task<wasm::RedisCallResponse> ProxyHandler::performRedisCall(const wasm::RedisCa
   wasm::RedisCallResponse answer;
   if (plugin_redis_ == nullptr) co_return answer;
   const std::vector<std::string_view> args(call.args.begin(), call.args.end());
-  const std::optional<std::chrono::milliseconds> timeout = std::chrono::milliseconds(call.timeout_ms);
+  const std::optional<std::chrono::milliseconds> timeout =
+      std::chrono::milliseconds(call.timeout_ms);
   auto result = co_await plugin_redis_->call(args, timeout);
   if (!result) {
-    spdlog::debug("plugin {}: redis call failed: {}", call.instance->name(), result.error().message);
+    spdlog::debug("plugin {}: redis call failed: {}", call.instance->name(),
+                  result.error().message);
     co_return answer;
   }
   std::string reply;
@@ -652,8 +654,8 @@ void ProxyHandler::sendLateRedisCalls(Exchange& x) {
           const std::optional<std::chrono::milliseconds> timeout =
               std::chrono::milliseconds(call.timeout_ms);
           auto result = co_await client->call(args, timeout);
-          if (!result) spdlog::debug("plugin redis call after the request failed: {}",
-                                     result.error().message);
+          if (!result)
+            spdlog::debug("plugin redis call after the request failed: {}", result.error().message);
         }
       }(client, std::move(calls)),
       asio::detached);
@@ -668,22 +670,25 @@ void ProxyHandler::fillUpstreamHosts(Exchange& x, int route_index) {
     const auto& endpoint = runtime.endpoint;
     wasm::UpstreamHost host;
     const bool ipv6 = endpoint.host.find(':') != std::string::npos;
-    host.address = (ipv6 ? "[" + endpoint.host + "]" : endpoint.host) + ":" +
-                   std::to_string(endpoint.port);
+    host.address =
+        (ipv6 ? "[" + endpoint.host + "]" : endpoint.host) + ":" + std::to_string(endpoint.port);
     host.id = runtime.id;
     JsonWriter json(host.info);
     json.beginObject()
-        .key("id").value(runtime.id)
-        .key("provider").value(runtime.provider)
-        .key("url").value(endpoint.url)
-        .key("health_status").value(runtime.health.available(now) ? "Healthy" : "Unhealthy")
-        .key("outstanding").value(static_cast<uint64_t>(
-            runtime.outstanding.load(std::memory_order_relaxed)))
+        .key("id")
+        .value(runtime.id)
+        .key("provider")
+        .value(runtime.provider)
+        .key("url")
+        .value(endpoint.url)
+        .key("health_status")
+        .value(runtime.health.available(now) ? "Healthy" : "Unhealthy")
+        .key("outstanding")
+        .value(static_cast<uint64_t>(runtime.outstanding.load(std::memory_order_relaxed)))
         .endObject();
     x.stream->upstream_hosts.push_back(std::move(host));
   }
 }
-
 
 Task<wasm::HttpCallResponse> ProxyHandler::performHttpCall(Exchange& x,
                                                            const wasm::HttpCallRequest& call) {

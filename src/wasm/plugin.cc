@@ -726,7 +726,8 @@ class HostCalls {
     if (self.stream_ == nullptr) return ok(Status::kNotFound);
     HeaderMap pairs;
     pairs.reserve(self.stream_->upstream_hosts.size());
-    for (const auto& host : self.stream_->upstream_hosts) pairs.emplace_back(host.address, host.info);
+    for (const auto& host : self.stream_->upstream_hosts)
+      pairs.emplace_back(host.address, host.info);
     return ok(self.writeOut(serializeHeaderMap(pairs), u32(a[0]), u32(a[1])));
   }
   static HostResult setUpstreamOverrideHost(PluginInstance& self, std::span<const RawVal> a) {
@@ -1142,9 +1143,9 @@ CallOutcome PluginInstance::deliverRedisCallResponse(const RedisCallRequest& cal
                                                      const RedisCallResponse& response,
                                                      StreamData& stream) {
   stream.redis_response = &response;
-  auto outcome = callForCaller("proxy_on_redis_call_response", call.context_id, stream,
-                               {call.token, static_cast<uint32_t>(response.status),
-                                response.reply.size()});
+  auto outcome =
+      callForCaller("proxy_on_redis_call_response", call.context_id, stream,
+                    {call.token, static_cast<uint32_t>(response.status), response.reply.size()});
   stream.redis_response = nullptr;
   return outcome;
 }

@@ -72,15 +72,16 @@ uint32_t proxy_on_request_headers(uint32_t id, size_t num_headers, uint32_t end_
     }
   }
   free(raw);
-  if (!hosts.failed) pw_set_header(PW_MAP_HTTP_REQUEST_HEADERS, "x-upstream-hosts",
-                                   hosts.data ? hosts.data : "");
+  if (!hosts.failed)
+    pw_set_header(PW_MAP_HTTP_REQUEST_HEADERS, "x-upstream-hosts", hosts.data ? hosts.data : "");
   pw_buf_free(&hosts);
 
   char* wanted = pw_get_request_header("x-override-host", &len);
   if (wanted) {
     pw_buf status = {0};
     pw_buf_u64(&status, proxy_set_upstream_override_host(wanted, len));
-    if (!status.failed) pw_set_header(PW_MAP_HTTP_REQUEST_HEADERS, "x-override-status", status.data);
+    if (!status.failed)
+      pw_set_header(PW_MAP_HTTP_REQUEST_HEADERS, "x-override-status", status.data);
     pw_buf_free(&status);
   }
   free(wanted);

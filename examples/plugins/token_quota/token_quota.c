@@ -192,7 +192,8 @@ void proxy_on_log(uint32_t id) {
   uint32_t token = 0;
   const char* incr[] = {"INCRBY", key, amount.data};
   const char* expire[] = {"EXPIRE", key, "172800"};
-  if (redis_call(incr, 3, &token) != PW_STATUS_OK || redis_call(expire, 3, &token) != PW_STATUS_OK) {
+  if (redis_call(incr, 3, &token) != PW_STATUS_OK ||
+      redis_call(expire, 3, &token) != PW_STATUS_OK) {
     pw_log(PW_LOG_WARN, "token_quota: the usage could not be charged (no Redis)");
   }
   pw_buf_free(&amount);

@@ -84,8 +84,11 @@ TEST(RespParser, ParsesEveryKindOfReply) {
 // Replies handed on as bytes (plugins' proxy_redis_call) read back as the same replies.
 TEST(RedisReply, AppendRespRoundTripsThroughTheParser) {
   const std::vector<RedisReply> replies = {
-      RedisReply(Simple{"OK"}), RedisReply(int64_t{-42}), RedisReply(Bulk{"a\r\n\0b"s}),
-      RedisReply(), RedisReply(Error{"ERR wrong type"}),
+      RedisReply(Simple{"OK"}),
+      RedisReply(int64_t{-42}),
+      RedisReply(Bulk{"a\r\n\0b"s}),
+      RedisReply(),
+      RedisReply(Error{"ERR wrong type"}),
       RedisReply(Array{RedisReply(int64_t{1}), RedisReply(Array{}), RedisReply(Bulk{""})})};
   std::string bytes;
   for (const auto& reply : replies) reply.appendResp(bytes);

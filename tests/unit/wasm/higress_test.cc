@@ -166,7 +166,7 @@ TEST_F(HigressTest, UpstreamHostsAreThePairsTheGatewayFilledIn) {
   auto pairs = deserializeHeaderMap({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
   ASSERT_TRUE(pairs);
   EXPECT_EQ(*pairs, (HeaderMap{{"127.0.0.1:9001", R"({"health_status":"Healthy"})"},
-                              {"[::1]:9002", R"({"health_status":"Unhealthy"})"}}));
+                               {"[::1]:9002", R"({"health_status":"Unhealthy"})"}}));
   EXPECT_EQ(call("t_get_hosts", {kFar, kOut + 4}), Status::kInvalidMemoryAccess);
 }
 
