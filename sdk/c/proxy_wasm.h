@@ -92,6 +92,7 @@ enum {
   PW_BUFFER_VM_CONFIGURATION = 6,
   PW_BUFFER_PLUGIN_CONFIGURATION = 7,
   PW_BUFFER_FOREIGN_FUNCTION_ARGUMENTS = 8,
+  PW_BUFFER_REDIS_CALL_RESPONSE = 9, /* Higress ABI: during proxy_on_redis_call_response */
 };
 
 /* proxy_map_type_t: map_id of the header map functions. */
@@ -291,6 +292,28 @@ pw_status_t proxy_call_foreign_function(const char* name, size_t name_size, cons
  * PW_STATUS_NOT_FOUND outside the filter). */
 PW_IMPORT(sluice_reject_candidate)
 pw_status_t sluice_reject_candidate(uint32_t index, const char* reason, size_t reason_size);
+/* Higress's ABI extension (0.2.100): a plugin that uses these also exports
+ * proxy_abi_version_0_2_100 (see below). */
+/* Prepares Redis calls to `cluster` with `timeout_ms` for each call. Sluice has one Redis for
+ * plugins (config wasm.redis): every cluster name means it, username and password are not used;
+ * NOT_FOUND when no Redis is configured. */
+PW_IMPORT(proxy_redis_init)
+pw_status_t proxy_redis_init(const char* cluster, size_t cluster_size, const char* username,
+                             size_t username_size, const char* password, size_t password_size,
+                             uint32_t timeout_ms);
+/* Sends a RESP-encoded command (an array of bulk strings, see pw_redis_query); the answer
+ * arrives in proxy_on_redis_call_response with `*token`. Pause the stream meanwhile. */
+PW_IMPORT(proxy_redis_call)
+pw_status_t proxy_redis_call(const char* cluster, size_t cluster_size, const void* query,
+                             size_t query_size, uint32_t* token);
+/* The endpoints of the request's route as pairs (host:port, JSON with id, provider, url,
+ * health_status "Healthy"/"Unhealthy", outstanding) serialized like a header map. */
+PW_IMPORT(proxy_get_upstream_hosts)
+pw_status_t proxy_get_upstream_hosts(char** hosts, size_t* hosts_size);
+/* Sends the request to this endpoint (host:port or the gateway's endpoint id) when it is in the
+ * route and available; otherwise the route's balancer picks as usual. */
+PW_IMPORT(proxy_set_upstream_override_host)
+pw_status_t proxy_set_upstream_override_host(const char* host, size_t host_size);
 
 /* ---------------------------------------------------------------------------------------------
  * WASI functions a proxy-wasm host provides (the others are not available).
@@ -395,6 +418,15 @@ uint32_t sluice_on_upstream_filter(uint32_t id, uint32_t num_candidates);
 /* The host called foreign callback `function_id` (args: PW_BUFFER_FOREIGN_FUNCTION_ARGUMENTS). */
 PW_EXPORT(proxy_on_foreign_function)
 void proxy_on_foreign_function(uint32_t root_id, uint32_t function_id, size_t args_size);
+
+/* Answer to proxy_redis_call `token`: `status` 0 means the RESP reply (`response_size` bytes)
+ * is in buffer PW_BUFFER_REDIS_CALL_RESPONSE; anything else means Redis did not answer. */
+PW_EXPORT(proxy_on_redis_call_response)
+void proxy_on_redis_call_response(uint32_t root_id, uint32_t token, uint32_t status,
+                                  size_t response_size);
+/* Marker export for Higress's ABI 0.2.100; define it (empty) in a plugin that uses the
+ * proxy_redis_* or upstream-host functions. */
+PW_EXPORT(proxy_abi_version_0_2_100) void proxy_abi_version_0_2_100(void);
 
 /* Marker export by which hosts recognise ABI v0.2.1; weak, never called. */
 PW_EXPORT(proxy_abi_version_0_2_1) void proxy_abi_version_0_2_1(void);
@@ -1191,6 +1223,54 @@ PW_HELPER int pw_json_next(pw_json* it, pw_json* elem) {
   elem->end = after;
   it->p = pw_json_ws(after, it->end);
   return 1;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Helpers: Redis commands and replies (Higress ABI)
+ * ------------------------------------------------------------------------------------------- */
+
+/* Appends `argc` arguments as a RESP command (an array of bulk strings) to `b`. */
+PW_HELPER void pw_redis_query(pw_buf* b, const char* const* argv, size_t argc) {
+  pw_buf_puts(b, "*");
+  pw_buf_u64(b, argc);
+  pw_buf_puts(b, "\r\n");
+  for (size_t i = 0; i < argc; i++) {
+    size_t n = strlen(argv[i]);
+    pw_buf_puts(b, "$");
+    pw_buf_u64(b, n);
+    pw_buf_puts(b, "\r\n");
+    pw_buf_append(b, argv[i], n);
+    pw_buf_puts(b, "\r\n");
+  }
+}
+
+/* Reads a RESP reply that carries a number: an integer (":42"), or a bulk string of digits
+ * ("$2\r\n42"). Returns 0 with `*out` set, 1 for nil ("$-1"), -1 for anything else (an error
+ * reply included). */
+PW_HELPER int pw_redis_reply_int(const char* reply, size_t len, int64_t* out) {
+  const char* end = reply + len;
+  const char* p = reply;
+  if (p >= end) return -1;
+  if (*p == '$') {
+    if (len >= 3 && p[1] == '-' && p[2] == '1') return 1;
+    while (p < end && *p != '\n') p++;
+    p++;
+  } else if (*p == ':') {
+    p++;
+  } else {
+    return -1;
+  }
+  int neg = p < end && *p == '-';
+  if (neg) p++;
+  if (p >= end || *p < '0' || *p > '9') return -1;
+  uint64_t x = 0;
+  for (; p < end && *p >= '0' && *p <= '9'; p++) {
+    if (x > (uint64_t)INT64_MAX / 10) return -1;
+    x = x * 10 + (uint64_t)(*p - '0');
+  }
+  if (p >= end || *p != '\r' || x > (uint64_t)INT64_MAX) return -1;
+  *out = neg ? -(int64_t)x : (int64_t)x;
+  return 0;
 }
 
 #ifdef __cplusplus

@@ -66,6 +66,14 @@ class Worker {
         t_redis = redis_.get();
         redis_->connect();
       }
+      if (plugin_redis_address_) {
+        // Plugins' proxy_redis_call (Higress ABI): the limiter's connection when it is the same
+        // Redis (commands are pipelined), else one of its own.
+        if (!plugin_redis_shared_ || !redis_) {
+          plugin_redis_ = std::make_unique<redis::RedisClient>(io_, *plugin_redis_address_);
+        }
+        handler_.setPluginRedis(plugin_redis_ ? plugin_redis_.get() : redis_.get());
+      }
       io_.run();
       // Plugin instances (engine isolates) end on the thread that used them.
       handler_.setPlugins(nullptr);
@@ -79,6 +87,11 @@ class Worker {
     redis_address_ = std::move(redis);
   }
   static redis::RedisClient& threadRedis() { return *t_redis; }
+  // The Redis of `wasm.redis` for plugins; `shared`: the same as the limiter's.
+  void setPluginRedis(std::optional<redis::RedisAddress> address, bool shared) {
+    plugin_redis_address_ = std::move(address);
+    plugin_redis_shared_ = shared;
+  }
 
   // The next requests use `state`; those in flight finish on the one they started with.
   void setState(std::shared_ptr<const GatewayState> state) {
@@ -116,6 +129,7 @@ class Worker {
       spdlog::log(kLevels[static_cast<int>(level)], "plugin {}: {}", plugin, message);
     };
     hooks.post = [this](std::function<void()> task) { asio::post(io_, std::move(task)); };
+    hooks.redis = plugin_redis_address_.has_value();
     return hooks;
   }
 
@@ -267,6 +281,9 @@ class Worker {
   std::thread thread_;
   std::optional<redis::RedisAddress> redis_address_;
   std::unique_ptr<redis::RedisClient> redis_;
+  std::optional<redis::RedisAddress> plugin_redis_address_;
+  bool plugin_redis_shared_ = false;
+  std::unique_ptr<redis::RedisClient> plugin_redis_;
   static thread_local redis::RedisClient* t_redis;
 };
 
@@ -379,6 +396,16 @@ int runGateway(const config::Config& config) {
     spdlog::info("rate limits shared through Redis at {} (on Redis errors: {})",
                  address->describe(), options.fail_open ? "allow" : "reject");
   }
+  // Plugins' Redis (Higress's proxy_redis_call): wasm.redis, which defaults to limits.redis.
+  std::optional<redis::RedisAddress> plugin_redis_address;
+  if (!config.wasm.redis.empty()) {
+    auto address = redis::parseRedisAddress(config.wasm.redis);
+    if (!address) {
+      spdlog::error("wasm.redis: {}", address.error());
+      return 1;
+    }
+    plugin_redis_address = *address;
+  }
   AccessLog access_log(config.access_log);
   std::atomic<int> open_connections{0};
   std::list<Worker> workers;
@@ -386,6 +413,7 @@ int runGateway(const config::Config& config) {
     for (int i = 0; i < config.threads; ++i) {
       auto& worker = workers.emplace_back(state, access_log, open_connections);
       worker.setLimiter(limiter.get(), redis_address);
+      worker.setPluginRedis(plugin_redis_address, config.wasm.redis == config.limits.redis);
       worker.listen(endpoint);
     }
   } catch (const std::exception& e) {

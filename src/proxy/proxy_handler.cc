@@ -19,6 +19,7 @@
 #include "proxy/gateway_metrics.h"
 #include "proxy/usage_meter.h"
 #include "limits/rate_limiter.h"
+#include "redis/redis_client.h"
 #include "translate/translate.h"
 #include "wasm/shared_state.h"
 
@@ -275,6 +276,8 @@ Task<bool> ProxyHandler::handle(Request& request, ClientConnection& client, bool
     fillAiProperties(x);
     fillFinalProperties(x, Clock::now());
     x.chain->onLog();
+    x.chain->finish();
+    sendLateRedisCalls(x);
     plugin_actions = x.chain->actions();
   }
   const bool usage_known = x.usage.reported || x.usage.input + x.usage.output > 0;
@@ -512,7 +515,7 @@ void applyRequestHeaders(const wasm::HeaderMap& map, Request& request, std::stri
   }
   for (const auto& [name, value] : map) {
     if (name == ":method") {
-      request.method_string(value);
+      if (value != request.method_string()) request.method_string(value);
     } else if (name == ":path") {
       if (!value.empty() && value.front() == '/' && value != std::string_view(request.target())) {
         plugin_target = value;
@@ -591,6 +594,7 @@ Task<bool> ProxyHandler::runRequestPlugins(Exchange& x, int route_index) {
   if (route_index >= 0) properties["ai.route"] = x.state->config.routes[route_index].name;
   if (x.key != nullptr) properties["ai.api_key_id"] = x.key->id;
   x.chain = std::make_unique<wasm::PluginChain>(x.plugins->chainFor(route_index), stream);
+  if (x.chain->usesHigressAbi()) fillUpstreamHosts(x, route_index);
 
   auto& body = x.request.body();
   auto status = co_await settle(x, x.chain->onRequestHeaders(body.empty()));
@@ -610,6 +614,9 @@ Task<bool> ProxyHandler::runRequestPlugins(Exchange& x, int route_index) {
     }
   }
   applyRequestHeaders(stream.request_headers, x.request, x.plugin_target);
+  // A rewritten :method moves the request line's storage, which x.path viewed.
+  const auto target = x.request.target();
+  x.path = target.substr(0, target.find('?'));
   if (stream.request_body_changed) {
     auto fields = parseRequestFields(body);
     if (!fields) {
@@ -624,16 +631,97 @@ Task<bool> ProxyHandler::runRequestPlugins(Exchange& x, int route_index) {
 }
 
 Task<wasm::ChainStatus> ProxyHandler::settle(Exchange& x, wasm::ChainStatus status) {
-  while (status == wasm::ChainStatus::kPause && !x.stream->http_calls.empty()) {
+  while (status == wasm::ChainStatus::kPause &&
+         (!x.stream->http_calls.empty() || !x.stream->redis_calls.empty())) {
     auto calls = std::move(x.stream->http_calls);
     x.stream->http_calls.clear();
+    auto redis_calls = std::move(x.stream->redis_calls);
+    x.stream->redis_calls.clear();
     for (const auto& call : calls) {
       auto response = co_await performHttpCall(x, call);
+      x.chain->deliver(call, response);
+    }
+    for (const auto& call : redis_calls) {
+      auto response = co_await performRedisCall(call);
       x.chain->deliver(call, response);
     }
     status = x.chain->resume();
   }
   co_return status;
+}
+
+Task<wasm::RedisCallResponse> ProxyHandler::performRedisCall(const wasm::RedisCallRequest& call) {
+  wasm::RedisCallResponse answer;
+  if (plugin_redis_ == nullptr) co_return answer;
+  const std::vector<std::string_view> args(call.args.begin(), call.args.end());
+  const std::optional<std::chrono::milliseconds> timeout =
+      std::chrono::milliseconds(call.timeout_ms);
+  auto result = co_await plugin_redis_->call(args, timeout);
+  if (!result) {
+    spdlog::debug("plugin {}: redis call failed: {}", call.instance->name(),
+                  result.error().message);
+    co_return answer;
+  }
+  std::string reply;
+  result->appendResp(reply);
+  // What a plugin may receive is bounded like a body it may set.
+  if (reply.size() > call.instance->plugin().settings().limits.max_body_bytes) {
+    spdlog::warn("plugin {}: redis reply of {} bytes is over the plugin's max_body_bytes",
+                 call.instance->name(), reply.size());
+    co_return answer;
+  }
+  answer.status = wasm::abi::RedisCallStatus::kOk;
+  answer.reply = std::move(reply);
+  co_return answer;
+}
+
+void ProxyHandler::sendLateRedisCalls(Exchange& x) {
+  if (x.stream->redis_calls.empty() || plugin_redis_ == nullptr) return;
+  auto calls = std::move(x.stream->redis_calls);
+  x.stream->redis_calls.clear();
+  auto* client = plugin_redis_;
+  asio::co_spawn(
+      x.client.stream.get_executor(),
+      [](redis::RedisClient* client, std::vector<wasm::RedisCallRequest> calls) -> Task<void> {
+        for (const auto& call : calls) {
+          const std::vector<std::string_view> args(call.args.begin(), call.args.end());
+          const std::optional<std::chrono::milliseconds> timeout =
+              std::chrono::milliseconds(call.timeout_ms);
+          auto result = co_await client->call(args, timeout);
+          if (!result)
+            spdlog::debug("plugin redis call after the request failed: {}", result.error().message);
+        }
+      }(client, std::move(calls)),
+      asio::detached);
+}
+
+void ProxyHandler::fillUpstreamHosts(Exchange& x, int route_index) {
+  if (route_index < 0) return;
+  const auto& pool = x.state->pools[static_cast<size_t>(route_index)];
+  const auto now = routing::steadyNowMs();
+  for (const auto& worker : pool.workers) {
+    const auto& runtime = *worker.endpoint;
+    const auto& endpoint = runtime.endpoint;
+    wasm::UpstreamHost host;
+    const bool ipv6 = endpoint.host.find(':') != std::string::npos;
+    host.address =
+        (ipv6 ? "[" + endpoint.host + "]" : endpoint.host) + ":" + std::to_string(endpoint.port);
+    host.id = runtime.id;
+    JsonWriter json(host.info);
+    json.beginObject()
+        .key("id")
+        .value(runtime.id)
+        .key("provider")
+        .value(runtime.provider)
+        .key("url")
+        .value(endpoint.url)
+        .key("health_status")
+        .value(runtime.health.available(now) ? "Healthy" : "Unhealthy")
+        .key("outstanding")
+        .value(static_cast<uint64_t>(runtime.outstanding.load(std::memory_order_relaxed)))
+        .endObject();
+    x.stream->upstream_hosts.push_back(std::move(host));
+  }
 }
 
 Task<wasm::HttpCallResponse> ProxyHandler::performHttpCall(Exchange& x,
@@ -658,7 +746,7 @@ Task<wasm::HttpCallResponse> ProxyHandler::performHttpCall(Exchange& x,
   request.set(bhttp::field::host, hostHeader(endpoint));
   for (const auto& [name, value] : call.headers) {
     if (name == ":method") {
-      request.method_string(value);
+      if (value != request.method_string()) request.method_string(value);
     } else if (name == ":path") {
       if (!value.empty() && value.front() == '/') request.target(upstreamTarget(endpoint, value));
     } else if (name == ":authority") {
@@ -906,10 +994,32 @@ std::optional<ApiError> ProxyHandler::prepareUpstream(Exchange& x, size_t provid
   return std::nullopt;
 }
 
+std::optional<size_t> ProxyHandler::overriddenWorker(Exchange& x, const RoutePool& pool) {
+  const auto& wanted = x.stream->upstream_override;
+  const auto now = routing::steadyNowMs();
+  const auto& providers = x.state->config.providers;
+  for (size_t i = 0; i < pool.workers.size(); ++i) {
+    const auto& worker = pool.workers[i];
+    const auto& endpoint = worker.endpoint->endpoint;
+    const bool named = worker.endpoint->id == wanted ||
+                       wanted == endpoint.host + ":" + std::to_string(endpoint.port) ||
+                       wanted == "[" + endpoint.host + "]:" + std::to_string(endpoint.port);
+    if (named && worker.endpoint->health.available(now) &&
+        serves(providers[worker.provider_index], x.capability)) {
+      return i;
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<size_t> ProxyHandler::pickWorker(Exchange& x, const config::Route& route,
                                                const RoutePool& pool,
                                                std::span<const EndpointRuntime* const> tried,
                                                std::string_view prompt) {
+  // A Higress plugin's proxy_set_upstream_override_host decides the first attempt.
+  if (x.stream && !x.stream->upstream_override.empty() && tried.empty()) {
+    if (auto forced = overriddenWorker(x, pool)) return forced;
+  }
   thread_local std::vector<routing::WorkerState> workers;
   const auto now = routing::steadyNowMs();
   const auto& providers = x.state->config.providers;

@@ -17,6 +17,10 @@
 #include "wasm/plugin_chain.h"
 #include "wasm/plugin_set.h"
 
+namespace sluice::redis {
+class RedisClient;
+}  // namespace sluice::redis
+
 namespace sluice::proxy {
 
 using Request = http::bhttp::request<http::bhttp::string_body>;
@@ -35,6 +39,8 @@ class ProxyHandler {
   }
   // The rate limiter shared by all threads (none: no limits apply).
   void setLimiter(limits::RateLimiter* limiter) { limiter_ = limiter; }
+  // This thread's Redis client for plugins' proxy_redis_call (none: such calls fail).
+  void setPluginRedis(redis::RedisClient* client) { plugin_redis_ = client; }
 
   // Answers one request. Returns whether the connection may carry another one.
   http::Task<bool> handle(Request& request, http::ClientConnection& client, bool draining);
@@ -91,6 +97,14 @@ class ProxyHandler {
   http::Task<wasm::ChainStatus> settle(Exchange& x, wasm::ChainStatus status);
   http::Task<wasm::HttpCallResponse> performHttpCall(Exchange& x,
                                                      const wasm::HttpCallRequest& call);
+  http::Task<wasm::RedisCallResponse> performRedisCall(const wasm::RedisCallRequest& call);
+  // Redis calls a plugin made in proxy_on_log: sent, their answers dropped (the request is over).
+  void sendLateRedisCalls(Exchange& x);
+  // The route's endpoints for proxy_get_upstream_hosts (Higress ABI).
+  static void fillUpstreamHosts(Exchange& x, int route_index);
+  // The worker a plugin named with proxy_set_upstream_override_host, when it is in `pool`,
+  // available and serves the request; else none (the policy picks as usual).
+  std::optional<size_t> overriddenWorker(Exchange& x, const RoutePool& pool);
   http::Task<void> respondLocal(Exchange& x, const wasm::LocalResponse& response);
   // Answers a kLocalResponse or kFailed chain status; false when there was nothing to answer.
   http::Task<bool> answerChain(Exchange& x, wasm::ChainStatus status);
@@ -100,6 +114,7 @@ class ProxyHandler {
   std::shared_ptr<const GatewayState> state_;
   std::shared_ptr<const wasm::ThreadPlugins> plugins_;
   limits::RateLimiter* limiter_ = nullptr;
+  redis::RedisClient* plugin_redis_ = nullptr;
   std::vector<size_t> next_token_;  // round-robin cursor per provider
 };
 

@@ -33,6 +33,30 @@ void describeInto(const RedisReply& reply, std::string& out) {
 
 }  // namespace
 
+void RedisReply::appendResp(std::string& out) const {
+  std::visit(
+      [&out](const auto& value) {
+        using T = std::decay_t<decltype(value)>;
+        if constexpr (std::is_same_v<T, RedisReply::Nil>) {
+          out += "$-1\r\n";
+        } else if constexpr (std::is_same_v<T, int64_t>) {
+          fmt::format_to(std::back_inserter(out), ":{}\r\n", value);
+        } else if constexpr (std::is_same_v<T, RedisReply::SimpleString>) {
+          fmt::format_to(std::back_inserter(out), "+{}\r\n", value.value);
+        } else if constexpr (std::is_same_v<T, RedisReply::BulkString>) {
+          fmt::format_to(std::back_inserter(out), "${}\r\n", value.value.size());
+          out += value.value;
+          out += "\r\n";
+        } else if constexpr (std::is_same_v<T, RedisReply::Error>) {
+          fmt::format_to(std::back_inserter(out), "-{}\r\n", value.message);
+        } else {
+          fmt::format_to(std::back_inserter(out), "*{}\r\n", value.size());
+          for (const auto& element : value) element.appendResp(out);
+        }
+      },
+      value_);
+}
+
 const std::string& RedisReply::string() const {
   if (const auto* simple = std::get_if<SimpleString>(&value_)) return simple->value;
   return std::get<BulkString>(value_).value;

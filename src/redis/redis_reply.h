@@ -63,6 +63,10 @@ class RedisReply {
   // For logs and test failures: `"OK"`, `42`, `nil`, `(error) ERR ...`, `[1, "a", nil]`.
   std::string describe() const;
 
+  // Appends the reply in RESP2, as Redis would have sent it (a nil as the nil bulk string);
+  // for callers that hand Redis's answer on as bytes (plugins' proxy_redis_call).
+  void appendResp(std::string& out) const;
+
  private:
   Value value_;
 };

@@ -44,7 +44,12 @@ enum class BufferType : uint32_t {
   kGrpcReceiveBuffer = 5,
   kVmConfiguration = 6,
   kPluginConfiguration = 7,
+  kRedisCallResponse = 9,  // Higress 0.2.100: the answer during proxy_on_redis_call_response
 };
+
+// Status of a Redis call in proxy_on_redis_call_response (Higress 0.2.100): SDKs only tell
+// zero (the answer is in kRedisCallResponse) from non-zero (no answer).
+enum class RedisCallStatus : uint32_t { kOk = 0, kNetworkError = 1 };
 
 enum class StreamType : uint32_t { kRequest = 0, kResponse = 1, kDownstream = 2, kUpstream = 3 };
 

@@ -22,6 +22,39 @@ constexpr uint32_t kMaxLogBytes = 16 * 1024;
 constexpr uint32_t kMaxKeyBytes = 4 * 1024;
 constexpr uint32_t kMaxSharedValueBytes = 1024 * 1024;
 constexpr uint32_t kMaxRejectReasonBytes = 64;
+constexpr uint32_t kMaxRedisQueryBytes = 1024 * 1024;
+constexpr size_t kMaxRedisArgs = 4096;
+constexpr size_t kMaxCallsPerCallback = 16;
+
+// Splits a RESP command (an array of bulk strings, as Higress SDKs send it) into its arguments.
+// False for anything else: an inline command, other element types, trailing bytes.
+bool parseRespCommand(std::string_view query, std::vector<std::string>& args) {
+  auto number = [&query](char type, int64_t& out) {
+    if (query.empty() || query.front() != type) return false;
+    const auto end = query.find("\r\n");
+    if (end == std::string_view::npos || end < 2 || end > 12) return false;
+    int64_t value = 0;
+    for (size_t i = 1; i < end; ++i) {
+      if (query[i] < '0' || query[i] > '9') return false;
+      value = value * 10 + (query[i] - '0');
+    }
+    out = value;
+    query.remove_prefix(end + 2);
+    return true;
+  };
+  int64_t count = 0;
+  if (!number('*', count) || count < 1 || static_cast<size_t>(count) > kMaxRedisArgs) return false;
+  args.clear();
+  args.reserve(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t size = 0;
+    if (!number('$', size) || static_cast<uint64_t>(size) + 2 > query.size()) return false;
+    if (query.substr(static_cast<size_t>(size), 2) != "\r\n") return false;
+    args.emplace_back(query.substr(0, static_cast<size_t>(size)));
+    query.remove_prefix(static_cast<size_t>(size) + 2);
+  }
+  return query.empty();
+}
 
 int64_t nowNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -287,6 +320,11 @@ class HostCalls {
       case abi::BufferType::kHttpCallResponseBody:
         if (self.stream_ && self.stream_->call_response) return self.stream_->call_response->body;
         return std::nullopt;
+      case abi::BufferType::kRedisCallResponse:
+        if (self.stream_ && self.stream_->redis_response) {
+          return self.stream_->redis_response->reply;
+        }
+        return std::nullopt;
       default:
         if (auto* text = buffer(self, type, nullptr)) return *text;
         return std::nullopt;
@@ -474,6 +512,19 @@ class HostCalls {
       return header(name);
     }
     if (dotted == "source.address") return stream->source_address;
+    // What the Higress Go SDK (wasm-go) reads to pick a rule's configuration and for its logs:
+    // the route, the upstream (a provider here), the consumer (the client's key).
+    auto known = [&](const char* name) -> std::optional<std::string> {
+      auto it = stream->properties.find(name);
+      if (it == stream->properties.end()) return std::string();
+      return it->second;
+    };
+    if (!stream->properties.contains(dotted)) {
+      if (dotted == "route_name") return known("ai.route");
+      if (dotted == "cluster_name") return known("ai.provider");
+      if (dotted == "consumer_name") return known("ai.api_key_id");
+      if (dotted == "x_request_id") return stream->request_id;
+    }
     if (dotted == "response.code") {
       if (stream->response_code == 0) return std::nullopt;
       // Integers are 8-byte little-endian, as Envoy encodes them.
@@ -602,7 +653,7 @@ class HostCalls {
     auto pairs =
         deserializeHeaderMap({reinterpret_cast<const uint8_t*>(headers->data()), headers->size()});
     if (!pairs) return ok(Status::kBadArgument);
-    if (self.stream_->http_calls.size() >= 16) return ok(Status::kBadArgument);
+    if (self.stream_->http_calls.size() >= kMaxCallsPerCallback) return ok(Status::kBadArgument);
     HttpCallRequest call;
     call.instance = &self;
     call.context_id = self.effective_context_;
@@ -690,8 +741,62 @@ class HostCalls {
   static HostResult unimplemented(PluginInstance&, std::span<const RawVal>) {
     return ok(Status::kUnimplemented);
   }
-  static HostResult foreignFunction(PluginInstance&, std::span<const RawVal>) {
+  static HostResult foreignFunction(PluginInstance& self, std::span<const RawVal> a) {
+    auto name = read(self, a[0], a[1], kMaxKeyBytes);
+    if (!name) return ok(Status::kInvalidMemoryAccess);
+    // wasm-go's WithMaxRequestsPerIoCycle tunes Envoy's event loop; nothing to tune here.
+    if (*name == "set_global_max_requests_per_io_cycle") {
+      return ok(self.writeOut("", u32(a[4]), u32(a[5])));
+    }
     return ok(Status::kNotFound);
+  }
+
+  // --- Higress 0.2.100: Redis call-outs and upstream hosts
+  static HostResult redisInit(PluginInstance& self, std::span<const RawVal> a) {
+    // The cluster names a Redis in Higress's Envoy; here there is one, wasm.redis, with its own
+    // credentials: the name, username and password are checked for access but not used.
+    auto cluster = read(self, a[0], a[1], kMaxKeyBytes);
+    auto username = read(self, a[2], a[3], kMaxKeyBytes);
+    auto password = read(self, a[4], a[5], kMaxKeyBytes);
+    if (!cluster || !username || !password) return ok(Status::kInvalidMemoryAccess);
+    if (!self.hooks_.redis) return ok(Status::kNotFound);
+    if (u32(a[6]) != 0) self.redis_timeout_ms_ = std::clamp<uint32_t>(u32(a[6]), 1, 60000);
+    return ok(Status::kOk);
+  }
+  static HostResult redisCall(PluginInstance& self, std::span<const RawVal> a) {
+    auto cluster = read(self, a[0], a[1], kMaxKeyBytes);
+    auto query = read(self, a[2], a[3], kMaxRedisQueryBytes);
+    if (!cluster || !query) {
+      return ok(u32(a[3]) > kMaxRedisQueryBytes ? Status::kBadArgument
+                                                : Status::kInvalidMemoryAccess);
+    }
+    if (self.stream_ == nullptr) return ok(Status::kBadArgument);  // only from a request
+    if (!self.hooks_.redis) return ok(Status::kNotFound);
+    if (self.stream_->redis_calls.size() >= kMaxCallsPerCallback) return ok(Status::kBadArgument);
+    RedisCallRequest call;
+    if (!parseRespCommand(*query, call.args)) return ok(Status::kBadArgument);
+    call.instance = &self;
+    call.context_id = self.effective_context_;
+    call.token = self.next_call_token_++;
+    call.timeout_ms = self.redis_timeout_ms_;
+    if (!writeU32(self, a[4], call.token)) return ok(Status::kInvalidMemoryAccess);
+    self.stream_->redis_calls.push_back(std::move(call));
+    return ok(Status::kOk);
+  }
+  static HostResult getUpstreamHosts(PluginInstance& self, std::span<const RawVal> a) {
+    if (self.stream_ == nullptr) return ok(Status::kNotFound);
+    HeaderMap pairs;
+    pairs.reserve(self.stream_->upstream_hosts.size());
+    for (const auto& host : self.stream_->upstream_hosts)
+      pairs.emplace_back(host.address, host.info);
+    return ok(self.writeOut(serializeHeaderMap(pairs), u32(a[0]), u32(a[1])));
+  }
+  static HostResult setUpstreamOverrideHost(PluginInstance& self, std::span<const RawVal> a) {
+    auto host = read(self, a[0], a[1], kMaxKeyBytes);
+    if (!host) return ok(Status::kInvalidMemoryAccess);
+    if (self.stream_ == nullptr) return ok(Status::kNotFound);
+    self.stream_->upstream_override.assign(*host);
+    return ok(Status::kOk);
   }
 
   // --- WASI preview1 (errno results: 0 success, 8 EBADF, 21 EFAULT, 28 EINVAL, 52 ENOSYS)
@@ -818,6 +923,11 @@ const std::vector<HostCalls::Spec>& HostCalls::specs() {
       {"env", "proxy_dequeue_shared_queue", i32s(3), {I}, &dequeue},
       {"env", "proxy_call_foreign_function", i32s(6), {I}, &foreignFunction},
       {"env", "sluice_reject_candidate", i32s(3), {I}, &rejectCandidate},
+      {"env", "proxy_redis_init", i32s(7), {I}, &redisInit},
+      {"env", "proxy_redis_call", i32s(5), {I}, &redisCall},
+      {"env", "proxy_get_upstream_hosts", i32s(2), {I}, &getUpstreamHosts},
+      {"env", "proxy_set_upstream_override_host", i32s(2), {I}, &setUpstreamOverrideHost},
+      {"env", "proxy_inject_encoded_data_to_filter_chain", i32s(3), {I}, &unimplemented},
       {"env", "proxy_grpc_call", i32s(12), {I}, &unimplemented},
       {"env", "proxy_grpc_stream", i32s(9), {I}, &unimplemented},
       {"env", "proxy_grpc_send", i32s(4), {I}, &unimplemented},
@@ -1075,13 +1185,36 @@ void PluginInstance::destroyContext(uint32_t context, StreamData& stream) {
   callStream("proxy_on_delete", context, stream, {});
 }
 
+CallOutcome PluginInstance::callForCaller(std::string_view function, uint32_t caller,
+                                          StreamData& stream, std::initializer_list<RawVal> args) {
+  std::array<RawVal, 8> full{};
+  full[0] = root_context_;
+  std::copy(args.begin(), args.end(), full.begin() + 1);
+  effective_context_ = caller;
+  auto outcome =
+      callExport(function, &stream, std::span<const RawVal>(full.data(), args.size() + 1));
+  if (outcome.ok) consecutive_failures_ = 0;
+  return outcome;
+}
+
 CallOutcome PluginInstance::deliverHttpCallResponse(const HttpCallRequest& call,
                                                     const HttpCallResponse& response,
                                                     StreamData& stream) {
   stream.call_response = &response;
-  auto outcome = callStream("proxy_on_http_call_response", call.context_id, stream,
-                            {call.token, response.headers.size(), response.body.size(), 0});
+  auto outcome = callForCaller("proxy_on_http_call_response", call.context_id, stream,
+                               {call.token, response.headers.size(), response.body.size(), 0});
   stream.call_response = nullptr;
+  return outcome;
+}
+
+CallOutcome PluginInstance::deliverRedisCallResponse(const RedisCallRequest& call,
+                                                     const RedisCallResponse& response,
+                                                     StreamData& stream) {
+  stream.redis_response = &response;
+  auto outcome =
+      callForCaller("proxy_on_redis_call_response", call.context_id, stream,
+                    {call.token, static_cast<uint32_t>(response.status), response.reply.size()});
+  stream.redis_response = nullptr;
   return outcome;
 }
 

@@ -66,6 +66,28 @@ struct UpstreamCandidate {
 // The reasons sluice_reject_candidate accepts.
 bool isCandidateRejectReason(std::string_view reason);
 
+// A Redis command a plugin sent with proxy_redis_call (Higress ABI); the gateway performs it on
+// the Redis of `wasm.redis`. The guest's RESP query, already split into its arguments.
+struct RedisCallRequest {
+  PluginInstance* instance = nullptr;
+  uint32_t context_id = 0;  // the context that made the call
+  uint32_t token = 0;
+  std::vector<std::string> args;
+  uint32_t timeout_ms = 0;
+};
+
+struct RedisCallResponse {
+  abi::RedisCallStatus status = abi::RedisCallStatus::kNetworkError;
+  std::string reply;  // the reply, RESP-encoded (empty unless status is kOk)
+};
+
+// An endpoint of the request's route as proxy_get_upstream_hosts shows it (Higress ABI).
+struct UpstreamHost {
+  std::string address;  // host:port, the key plugins pass to proxy_set_upstream_override_host
+  std::string id;       // the gateway's endpoint id, accepted as an override too
+  std::string info;     // JSON: id, provider, url, health_status ("Healthy" / "Unhealthy")
+};
+
 // What a request shows the plugins of its chain; one per request, shared by the chain so
 // that a change by one plugin is seen by the next.
 struct StreamData {
@@ -81,6 +103,12 @@ struct StreamData {
   std::optional<LocalResponse> local_response;
   std::vector<HttpCallRequest> http_calls;          // issued during the last callback
   const HttpCallResponse* call_response = nullptr;  // during proxy_on_http_call_response
+  std::vector<RedisCallRequest> redis_calls;        // issued during the last callback
+  const RedisCallResponse* redis_response = nullptr;  // during proxy_on_redis_call_response
+  // The route's endpoints, filled by the gateway before the request plugins run, and the one a
+  // plugin asked for (proxy_set_upstream_override_host): the address or id of one of them.
+  std::vector<UpstreamHost> upstream_hosts;
+  std::string upstream_override;
   bool continue_requested = false;                  // proxy_continue_stream during a callback
   bool close_requested = false;                     // proxy_close_stream
 
@@ -144,6 +172,8 @@ struct ThreadHooks {
   std::function<void(abi::LogLevel, std::string_view plugin, std::string_view message)> log;
   // Runs `task` on the instance's own thread (from any thread).
   std::function<void(std::function<void()> task)> post;
+  // Whether proxy_redis_call has a Redis to talk to (config wasm.redis, or limits.redis).
+  bool redis = false;
 };
 
 // The outcome of one callback into a plugin.
@@ -216,6 +246,10 @@ class PluginInstance {
   CallOutcome deliverHttpCallResponse(const HttpCallRequest& call, const HttpCallResponse& response,
                                       StreamData& stream);
 
+  // Delivers a Redis call answer (proxy_on_redis_call_response, Higress ABI).
+  CallOutcome deliverRedisCallResponse(const RedisCallRequest& call,
+                                       const RedisCallResponse& response, StreamData& stream);
+
   // proxy_on_tick when its period has passed.
   void tickIfDue(std::chrono::steady_clock::time_point now);
   // proxy_on_queue_ready on the root context.
@@ -226,6 +260,10 @@ class PluginInstance {
 
   CallOutcome call(std::string_view function, std::initializer_list<RawVal> args);
   CallOutcome call(std::string_view function, std::span<const RawVal> args);
+  // A call-out answer: SDKs expect the root context id first (they find the caller by token);
+  // host calls act on the calling context until the guest says otherwise.
+  CallOutcome callForCaller(std::string_view function, uint32_t caller, StreamData& stream,
+                            std::initializer_list<RawVal> args);
   std::vector<HostFunction> hostFunctions();
   void markBroken(const std::string& why);
   // Copies `bytes` into guest memory allocated by the guest's allocator and stores the
@@ -247,6 +285,7 @@ class PluginInstance {
   uint32_t effective_context_ = 0;  // the context host calls act on
   StreamData* stream_ = nullptr;    // the request being served by the running callback
   uint32_t next_call_token_ = 1;
+  uint32_t redis_timeout_ms_ = 1000;  // proxy_redis_init's timeout for later calls
   std::string allocator_;  // "malloc" or "proxy_on_memory_allocate"
 
   uint32_t tick_period_ms_ = 0;

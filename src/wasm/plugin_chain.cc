@@ -20,11 +20,14 @@ PluginChain::PluginChain(std::span<PluginInstance* const> plugins, StreamData& s
   for (auto* instance : plugins) entries_.push_back(Entry{instance});
 }
 
-PluginChain::~PluginChain() {
+PluginChain::~PluginChain() { finish(); }
+
+void PluginChain::finish() {
   for (auto& entry : entries_) {
     if (entry.context != 0 && entry.instance->generation() == entry.generation) {
       entry.instance->destroyContext(entry.context, stream_);
     }
+    entry.context = 0;
   }
 }
 
@@ -45,6 +48,13 @@ bool PluginChain::wantsResponseBody() const {
 bool PluginChain::wantsUpstreamFilter() const {
   for (const auto& entry : entries_) {
     if (entry.instance->plugin().exports("sluice_on_upstream_filter")) return true;
+  }
+  return false;
+}
+
+bool PluginChain::usesHigressAbi() const {
+  for (const auto& entry : entries_) {
+    if (entry.instance->plugin().version() == abi::Version::k0_2_100) return true;
   }
   return false;
 }
@@ -201,6 +211,7 @@ ChainStatus PluginChain::run(Phase phase, size_t from, size_t to) {
     noteRequests(entry);
     if (!outcome.ok) {
       stream_.http_calls.clear();
+      stream_.redis_calls.clear();
       stream_.local_response.reset();
       if (fail(entry, outcome.error) == ChainStatus::kFailed) return ChainStatus::kFailed;
       if (phase == Phase::kUpstreamFilter) undoVerdicts();
@@ -208,7 +219,7 @@ ChainStatus PluginChain::run(Phase phase, size_t from, size_t to) {
     }
     if (stream_.local_response) return ChainStatus::kLocalResponse;
     if (outcome.value == static_cast<uint64_t>(abi::Action::kPause)) {
-      if (!stream_.http_calls.empty()) {
+      if (!stream_.http_calls.empty() || !stream_.redis_calls.empty()) {
         paused_at_ = i;
         return ChainStatus::kPause;
       }
@@ -263,23 +274,39 @@ ChainStatus PluginChain::onResponseBody(bool end_of_stream) {
   return run(Phase::kResponseBody, holder, entries_.size());
 }
 
-void PluginChain::deliver(const HttpCallRequest& call, const HttpCallResponse& response) {
-  if (call.instance == nullptr) return;
+PluginChain::Entry* PluginChain::caller(const PluginInstance* instance, uint32_t context) {
+  if (instance == nullptr) return nullptr;
   for (auto& entry : entries_) {
-    if (entry.instance == call.instance && entry.context == call.context_id &&
+    if (entry.instance == instance && entry.context == context &&
         entry.generation == entry.instance->generation()) {
-      auto outcome = call.instance->deliverHttpCallResponse(call, response, stream_);
-      noteRequests(entry);
-      if (!outcome.ok) {
-        if (fail(entry, outcome.error) == ChainStatus::kFailed) {
-          stream_.close_requested = true;
-        } else if (phase_ == Phase::kUpstreamFilter) {
-          undoVerdicts();
-        }
-        stream_.continue_requested = true;
-      }
-      return;
+      return &entry;
     }
+  }
+  return nullptr;
+}
+
+void PluginChain::deliveryFailed(Entry& entry, const std::string& why) {
+  if (fail(entry, why) == ChainStatus::kFailed) {
+    stream_.close_requested = true;
+  } else if (phase_ == Phase::kUpstreamFilter) {
+    undoVerdicts();
+  }
+  stream_.continue_requested = true;
+}
+
+void PluginChain::deliver(const HttpCallRequest& call, const HttpCallResponse& response) {
+  if (auto* entry = caller(call.instance, call.context_id)) {
+    auto outcome = call.instance->deliverHttpCallResponse(call, response, stream_);
+    noteRequests(*entry);
+    if (!outcome.ok) deliveryFailed(*entry, outcome.error);
+  }
+}
+
+void PluginChain::deliver(const RedisCallRequest& call, const RedisCallResponse& response) {
+  if (auto* entry = caller(call.instance, call.context_id)) {
+    auto outcome = call.instance->deliverRedisCallResponse(call, response, stream_);
+    noteRequests(*entry);
+    if (!outcome.ok) deliveryFailed(*entry, outcome.error);
   }
 }
 
@@ -294,7 +321,7 @@ ChainStatus PluginChain::resume() {
 ChainStatus PluginChain::resumeRun() {
   if (!failure_.empty()) return ChainStatus::kFailed;
   if (stream_.local_response) return ChainStatus::kLocalResponse;
-  if (!stream_.http_calls.empty()) return ChainStatus::kPause;
+  if (!stream_.http_calls.empty() || !stream_.redis_calls.empty()) return ChainStatus::kPause;
   if (!stream_.continue_requested) {
     failure_ = fmt::format("plugin {} paused the request and did not resume it",
                            entries_[paused_at_].instance->name());

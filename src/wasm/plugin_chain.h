@@ -12,7 +12,7 @@ namespace sluice::wasm {
 
 enum class ChainStatus {
   kContinue,       // go on with the request
-  kPause,          // perform stream.http_calls, deliver the answers, then resume()
+  kPause,          // perform stream.http_calls and redis_calls, deliver the answers, resume()
   kLocalResponse,  // answer with stream.local_response
   kFailed,         // a fail-closed plugin failed: answer 503 (failure() says why)
 };
@@ -30,6 +30,9 @@ class PluginChain {
   bool wantsRequestBody() const;
   bool wantsResponseBody() const;
   bool wantsUpstreamFilter() const;
+  // Whether a plugin speaks Higress's ABI (0.2.100): the gateway then lists the route's
+  // endpoints for proxy_get_upstream_hosts.
+  bool usesHigressAbi() const;
 
   ChainStatus onRequestHeaders(bool end_of_stream);
   ChainStatus onRequestBody();  // the whole body, in stream.request_body
@@ -46,9 +49,13 @@ class PluginChain {
   ChainStatus onResponseBody(bool end_of_stream);
   // After a kPause with http calls: every answer delivered with deliver().
   void deliver(const HttpCallRequest& call, const HttpCallResponse& response);
+  void deliver(const RedisCallRequest& call, const RedisCallResponse& response);
   ChainStatus resume();
   // proxy_on_log on every context (the request is finished).
   void onLog();
+  // proxy_on_done + proxy_on_delete on every context now rather than at destruction, so that
+  // what they do (Higress plugins charge Redis in OnHttpStreamDone) lands in the stream.
+  void finish();
 
   const std::string& failure() const { return failure_; }
   // What the plugins did, for the access log: "local_response", "request_body", "response_body",
@@ -84,6 +91,10 @@ class PluginChain {
   bool showCandidates();
   void undoVerdicts();
   ChainStatus fail(Entry& entry, const std::string& why);
+  // The entry whose context made a call-out of `instance`; null when it is gone.
+  Entry* caller(const PluginInstance* instance, uint32_t context);
+  // After a delivery that failed: the plugin's failure policy decides.
+  void deliveryFailed(Entry& entry, const std::string& why);
   // Creates the context on first use; false when the instance is down.
   bool ready(Entry& entry);
 

@@ -81,6 +81,23 @@ TEST(RespParser, ParsesEveryKindOfReply) {
   EXPECT_EQ(parser.buffered(), 0u);
 }
 
+// Replies handed on as bytes (plugins' proxy_redis_call) read back as the same replies.
+TEST(RedisReply, AppendRespRoundTripsThroughTheParser) {
+  const std::vector<RedisReply> replies = {
+      RedisReply(Simple{"OK"}),
+      RedisReply(int64_t{-42}),
+      RedisReply(Bulk{"a\r\n\0b"s}),
+      RedisReply(),
+      RedisReply(Error{"ERR wrong type"}),
+      RedisReply(Array{RedisReply(int64_t{1}), RedisReply(Array{}), RedisReply(Bulk{""})})};
+  std::string bytes;
+  for (const auto& reply : replies) reply.appendResp(bytes);
+  EXPECT_EQ(bytes.substr(0, 15), "+OK\r\n:-42\r\n$5\r\n");
+  RespParser parser;
+  parser.feed(bytes);
+  EXPECT_EQ(drain(parser), replies);
+}
+
 TEST(RespParser, StreamSplitAtEveryByteBoundary) {
   for (size_t cut = 0; cut <= kStream.size(); ++cut) {
     RespParser parser;
