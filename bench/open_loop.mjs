@@ -90,7 +90,14 @@ class Connection {
         histogram.record(t - this.startNs);
         stats.recorded++;
       }
-      this.release();
+      // The server ends this connection after the answer (nginx does every
+      // keepalive_requests): a new one takes its place rather than a request sent into it.
+      if (this.closing) {
+        this.busy = false;
+        this.socket.destroy();
+      } else {
+        this.release();
+      }
     }
   }
 
@@ -104,6 +111,7 @@ class Connection {
       const length = head.match(/\r\ncontent-length:\s*(\d+)/i);
       this.chunked = /\r\ntransfer-encoding:\s*chunked/i.test(head);
       this.bodyLeft = length ? Number(length[1]) : 0;
+      this.closing = /\r\nconnection:\s*close/i.test(head);
       this.buf = this.buf.subarray(headEnd + 4);
     }
     if (!this.chunked) {
@@ -127,7 +135,8 @@ class Connection {
   }
 
   onClose() {
-    if (stopping) return;
+    if (stopping || this.closed) return;
+    this.closed = true;
     // The request in flight (if any) failed; its slot comes back on a new connection.
     if (this.busy) stats.errors++;
     const i = idle.indexOf(this);

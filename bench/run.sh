@@ -51,8 +51,8 @@ done
 
 # Each idle connection costs one descriptor in the client and one in the gateway.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if (( $(ulimit -n) < IDLE_CONNS + 1024 )); then
-  IDLE_CONNS=$(( $(ulimit -n) - 1024 ))
+if [[ $(ulimit -n) != unlimited ]] && (( $(ulimit -n) < IDLE_CONNS + 1024 )); then
+  IDLE_CONNS=$(( $(ulimit -n) > 1124 ? $(ulimit -n) - 1024 : 100 ))
   echo "bench: ulimit -n is $(ulimit -n): idle connections lowered to $IDLE_CONNS" >&2
 fi
 
@@ -94,6 +94,7 @@ jstr() { node -e 'process.stdout.write(JSON.stringify(process.argv[1]))' "$1"; }
 put() { printf '{"path":"%s","value":%s}\n' "$1" "$(tr -d '\n' <<<"$2")" >>"$RECORDS"; }
 # jget FILE EXPR: a field of a JSON file (EXPR in JavaScript, on `o`).
 jget() { node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); const v=eval(process.argv[2]); console.log(v ?? "")' "$1" "$2"; }
+quote() { printf '%q ' "$@" | sed 's/ $//'; }  # a command line as it can be pasted
 calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
 header() { printf '\n== %s\n' "$1"; }
 
@@ -136,7 +137,7 @@ wrk_run() {
   RPS[$1.$2]=$rps
   printf '   %-22s %12s %10s %10s %8s\n' "$2" "$rps" "$p50" "$p99" "$((bad + errs))"
   put "$1.closed_loop.$2" "{\"rps\":$rps,\"p50_ms\":$p50,\"p99_ms\":$p99,\"non2xx\":$bad,\"socket_errors\":$errs}"
-  put "$1.commands.wrk" "$(jstr "BENCH_BODY_BYTES=${BENCH_BODY_BYTES:-1024} BENCH_MOCK_TOKENS=${BENCH_MOCK_TOKENS:-} BENCH_SESSIONS=${BENCH_SESSIONS:-0} ${cmd[*]}")"
+  put "$1.commands.wrk" "$(jstr "BENCH_BODY_BYTES=${BENCH_BODY_BYTES:-1024} BENCH_MOCK_TOKENS=${BENCH_MOCK_TOKENS:-} BENCH_SESSIONS=${BENCH_SESSIONS:-0} $(quote "${cmd[@]}")")"
 }
 wrk_header() { printf '   %-22s %12s %10s %10s %8s\n' target "req/s" "p50 ms" "p99 ms" errors; }
 # ratio KEY LABEL A B: A/B printed and recorded under KEY.ratios.
@@ -225,10 +226,12 @@ events { worker_connections 16384; }
 http {
   access_log off;
   client_body_buffer_size 256k;
-$NGINX_TEMP  upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 256; }
+  keepalive_requests 1000000;   # default 1000: wrk and the open loop would reconnect
+$NGINX_TEMP  upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 256; keepalive_requests 1000000; }
   upstream mock16 {
 $(for p in "${ENDPOINT_PORTS[@]}"; do echo "    server 127.0.0.1:$p;"; done)
     keepalive 256;
+    keepalive_requests 1000000;
   }
   server {
     listen 127.0.0.1:$NGINX_PORT;
@@ -315,7 +318,7 @@ for pair in "direct:$MOCK_PORT" "nginx:$NGINX_PORT" "sluice:$GW_PORT"; do
     "$(jget "$WORK/open-$name.json" 'o.errors + o.non2xx')"
   put "s1.open_loop.$name" "$(cat "$WORK/open-$name.json")"
 done
-put s1.commands.open_loop "$(jstr "${cmd[*]}")"
+put s1.commands.open_loop "$(jstr "$(quote "${cmd[@]}")")"
 S1_ADDED=$(calc "${OPEN_P99[sluice]} - ${OPEN_P99[direct]}" 1)
 NGINX_ADDED=$(calc "${OPEN_P99[nginx]} - ${OPEN_P99[direct]}" 1)
 echo "   added p99 over direct: sluice $S1_ADDED µs, nginx $NGINX_ADDED µs"
@@ -346,7 +349,7 @@ for spec in "direct:$MOCK_PORT:$MOCK_PID" "nginx:$NGINX_PORT:$NGINX_WORKERS" "sl
     "$(calc "${ST[$name.process.rss_peak_kib]} / 1024" 1)M"
   put "s2.$name" "$(cat "$f")"
 done
-put s2.commands.stream_client "$(jstr "${cmd[*]}")"
+put s2.commands.stream_client "$(jstr "$(quote "${cmd[@]}")")"
 echo "   (times in ms; CPU s and RSS are the mock's for direct, nginx's workers', sluice's)"
 TTFT50=$(calc "${ST[sluice.ttft_ms.p50]} - ${ST[direct.ttft_ms.p50]}" 3)
 TTFT99=$(calc "${ST[sluice.ttft_ms.p99]} - ${ST[direct.ttft_ms.p99]}" 3)
@@ -483,7 +486,7 @@ for spec in "sluice:$IDLE_PORT:$IDLE_PID" "nginx:$NGINX_PORT:$NGINX_WORKERS"; do
     "$(jget "$WORK/idle-$name.json" o.idle)" "$IDLE_CONNS"
   put "s6.idle_connections.$name" "$(cat "$WORK/idle-$name.json")"
 done
-put s6.commands.idle_conns "$(jstr "${cmd[*]}")"
+put s6.commands.idle_conns "$(jstr "$(quote "${cmd[@]}")")"
 stop "$IDLE_PID"
 printf '   %-52s %10s   (%s bytes per stream over idle)\n' "sluice relaying $STREAMS streams (scenario 2, peak)" \
   "$(calc "${ST[sluice.process.rss_peak_kib]} / 1024" 1)" "$PER_STREAM"
