@@ -19,12 +19,14 @@
 #
 # Usage: bench/run.sh [duration_s] [connections] [threads]     (defaults 10, 64, 1)
 # Environment: SLUICE_BIN (default build/sluice; plugins/ and tests/ are looked up next to it),
-#   BENCH_OUT (default build/bench), BENCH_QUICK=1 (2 s per run, fewer connections: a smoke
+#   BENCH_OUT (default build/bench), BENCH_QUICK=1 (2 s per run, 2,000 idle connections: a smoke
 #   test of the harness, not a measurement), BENCH_STREAMS, BENCH_IDLE_CONNS.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${SLUICE_BIN:-$REPO/build/sluice}"
+[[ -x "$BIN" ]] || { echo "bench: $BIN is missing (make build, or set SLUICE_BIN)" >&2; exit 1; }
 BUILD="$(cd "$(dirname "$BIN")" && pwd)"
+BIN="$BUILD/$(basename "$BIN")"
 OUT="${BENCH_OUT:-$REPO/build/bench}"
 QUICK="${BENCH_QUICK:-0}"
 if [[ $QUICK == 1 ]]; then DEFAULT_DURATION=2; else DEFAULT_DURATION=10; fi
@@ -47,7 +49,6 @@ CLK_TCK="$(getconf CLK_TCK)"
 for tool in wrk nginx node curl; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (make deps)" >&2; exit 1; }
 done
-[[ -x "$BIN" ]] || { echo "bench: $BIN is missing (make build, or set SLUICE_BIN)" >&2; exit 1; }
 
 # Each idle connection costs one descriptor in the client and one in the gateway.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -102,7 +103,7 @@ header() { printf '\n== %s\n' "$1"; }
 target() {
   local met
   met=$(awk -v v="$3" -v l="$5" -v op="$4" 'BEGIN {
-    if (v == "" || v == "nan") { print "unknown"; exit }
+    if (v == "" || v == "nan" || v == "null") { print "unknown"; exit }
     ok = (op == "<=") ? (v + 0 <= l + 0) : (v + 0 >= l + 0)
     print ok ? "met" : "NOT met" }')
   printf '   target: %-44s %10s %-6s (goal %s %s %s)  %s\n' "$2" "$3" "$6" "$4" "$5" "$6" "$met"
@@ -131,7 +132,7 @@ wrk_run() {
     $1 == "99%" { p99 = ms($2) }
     /Non-2xx/ { bad = $NF }
     /Socket errors/ { gsub(/,/, ""); errs = $4 + $6 + $8 + $10 }
-    END { printf "%s %.3f %.3f %d %d", rps, p50, p99, bad, errs }' <<<"$out")
+    END { printf "%.2f %.3f %.3f %d %d", rps, p50, p99, bad, errs }' <<<"$out")
   local rps p50 p99 bad errs
   read -r rps p50 p99 bad errs <<<"$row"
   RPS[$1.$2]=$rps
@@ -142,8 +143,9 @@ wrk_run() {
 wrk_header() { printf '   %-22s %12s %10s %10s %8s\n' target "req/s" "p50 ms" "p99 ms" errors; }
 # ratio KEY LABEL A B: A/B printed and recorded under KEY.ratios.
 ratio() {
-  local r
-  r=$(calc "$3 / $4" 3)
+  local r=null
+  # A run that failed outright (0 req/s) has no ratio rather than a division by zero.
+  if awk -v b="$4" 'BEGIN { exit !(b + 0 > 0) }'; then r=$(calc "$3 / $4" 3); fi
   printf '   %-40s %s\n' "$2" "$r"
   put "$1.ratios.$(tr ' /' '__' <<<"$2" | tr -cd 'A-Za-z0-9_')" "$r"
   LAST_RATIO=$r
