@@ -436,13 +436,35 @@ export BENCH_SESSIONS=1024
 echo "   wrk sends x-session-id: one of 1,024 at random (consistent_hash is keyed by it)"
 wrk_header
 wrk_run s5 nginx_round_robin "$NGINX16_PORT"
+ADMIN_TOKEN=bench-admin-token-0123456789
+declare -A SPREAD
 for policy in "${POLICIES[@]}"; do
-  start_gateway "route-$policy" "providers:
+  ADMIN_PORT=$(free_port)
+  start_gateway "route-$policy" "admin: {listen: \"127.0.0.1:$ADMIN_PORT\", token: $ADMIN_TOKEN}
+providers:
   - {id: mock, type: openai, endpoints: $ENDPOINT_URLS}
 routes:
   - {models: [\"*\"], provider: mock, policy: $policy, consistent_hash: {header: x-session-id}}"
   wrk_run s5 "$policy" "$GATEWAY_PORT"
+  # How the policy spread the requests: the admin API's attempts per endpoint.
+  curl -sf -H "authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:$ADMIN_PORT/workers" \
+    >"$WORK/workers-$policy.json" || echo '{"workers":[]}' >"$WORK/workers-$policy.json"
+  SPREAD[$policy]=$(jget "$WORK/workers-$policy.json" '(() => {
+    const a = o.workers.map((w) => w.attempts), total = a.reduce((x, y) => x + y, 0);
+    return JSON.stringify({ endpoints: a.length, used: a.filter((x) => x > 0).length,
+      max_attempts: Math.max(...a), min_attempts: Math.min(...a),
+      busiest_share: total ? Math.round((Math.max(...a) / total) * 1000) / 1000 : null });
+  })()')
+  put "s5.spread.$policy" "${SPREAD[$policy]}"
   stop "$GATEWAY_PID"
+done
+echo "   spread over the $ENDPOINTS endpoints (admin API attempts):"
+printf '   %-22s %12s %12s %12s\n' policy "used" "min..max" "busiest"
+for policy in "${POLICIES[@]}"; do
+  node -e 'const s = JSON.parse(process.argv[1]);
+    console.log("   " + process.argv[2].padEnd(22) + `${s.used}/${s.endpoints}`.padStart(13) +
+      `${s.min_attempts}..${s.max_attempts}`.padStart(13) + String(s.busiest_share).padStart(13))' \
+    "${SPREAD[$policy]}" "$policy"
 done
 for policy in "${POLICIES[@]}"; do
   ratio s5 "$policy/nginx" "${RPS[s5.$policy]}" "${RPS[s5.nginx_round_robin]}"
