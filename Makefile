@@ -31,8 +31,9 @@ test-asan: deps
 fuzz: deps
 	@scripts/fuzz.sh
 
+# BENCH_ARGS: [seconds] [connections] [threads]; BENCH_QUICK=1 for a smoke test (see README).
 bench: build
-	@if [ -x bench/run.sh ]; then bench/run.sh; \
+	@if [ -x bench/run.sh ]; then SLUICE_BIN=$${SLUICE_BIN:-$(BUILD_DIR)/sluice} BENCH_OUT=$${BENCH_OUT:-$(BUILD_DIR)/bench} bench/run.sh $(BENCH_ARGS); \
 	else echo "bench: no benchmark yet (bench/run.sh is missing)"; fi
 
 clean:
