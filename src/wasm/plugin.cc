@@ -74,8 +74,8 @@ bool isHopByHop(std::string_view name) {
 }
 
 bool isCredential(const config::Plugin& settings, std::string_view name) {
-  static constexpr std::string_view kNames[] = {"authorization", "x-api-key", "proxy-authorization",
-                                                "cookie"};
+  static constexpr std::string_view kNames[] = {"authorization", "x-api-key", "api-key",
+                                                "proxy-authorization", "cookie"};
   for (auto secret : kNames) {
     if (name == secret) return true;
   }
