@@ -779,11 +779,13 @@ bool retryableStatus(unsigned status) {
   return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-// The time left before `deadline`, at most `limit`, at least 1 ms.
+// The time left before `deadline`, at most `limit`, at least 1 ms. Rounded up: a timer that
+// fires a fraction of a millisecond before the deadline would be taken for the shorter
+// timeout, and a stream cut by total_ms logged as a plain socket timeout.
 std::chrono::milliseconds within(Clock::time_point deadline, uint32_t limit_ms) {
   const auto limit = std::chrono::milliseconds(limit_ms);
   if (deadline == Clock::time_point::max()) return limit;
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
   return std::max(std::chrono::milliseconds(1), std::min(limit, left));
 }
 
