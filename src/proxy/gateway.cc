@@ -202,16 +202,32 @@ class Worker {
       client.idle = true;
       client.stream.expires_after(std::chrono::milliseconds(first ? config.timeouts.client_read_ms
                                                                   : config.timeouts.keepalive_ms));
-      auto [ec, n] =
-          co_await bhttp::async_read_header(client.stream, client.buffer, parser, kNoThrow);
+      bool folded = false;
+      auto ec = co_await readHead(client, config.limits.max_header_bytes, folded);
+      size_t n = 0;
+      if (!ec) {
+        std::tie(ec, n) =
+            co_await bhttp::async_read_header(client.stream, client.buffer, parser, kNoThrow);
+      }
       client.idle = false;
+      if (!ec && folded) {
+        // Beast would join the folded line into the value (RFC 9112 §5.2 allows that or a 400);
+        // a proxy in front of the gateway may read the fold differently, so it is refused.
+        const std::string_view what = "obsolete line folding in the request head";
+        co_await sendMalformed(client, what, parser.get().target());
+        co_return;
+      }
       // Error values are named before co_await: GCC 12 destroys a brace-initialised
       // temporary argument of a coroutine call twice.
       if (ec == bhttp::error::header_limit) {
         ApiError error{
             431, "invalid_request_error", "headers_too_large",
             fmt::format("request headers exceed {} bytes", config.limits.max_header_bytes)};
-        co_await ProxyHandler::sendError(client, error, "");
+        // Beast has consumed the request line when the fields overflow; a request line alone
+        // over the limit is still in the buffer.
+        const auto target = parser.get().target().empty() ? rawTarget(client.buffer)
+                                                          : std::string(parser.get().target());
+        co_await ProxyHandler::sendError(client, error, target);
         co_return;
       }
       if (ec == bhttp::error::body_limit) {  // a Content-Length above the limit
@@ -221,12 +237,23 @@ class Worker {
       if (ec) {
         if (client.buffer.size() > 0 && ec != beast::error::timeout && ec != asio::error::eof &&
             ec != asio::error::operation_aborted) {
-          co_await sendMalformed(client, ec);
+          const auto target = parser.get().target().empty() ? rawTarget(client.buffer)
+                                                            : std::string(parser.get().target());
+          const auto what = ec.message();
+          co_await sendMalformed(client, what, target);
         }
         co_return;
       }
 
       auto& request = parser.get();
+      if (request.count(bhttp::field::transfer_encoding) > 0 && !parser.chunked()) {
+        // RFC 9112 §6.1: without chunked as the final coding a request's length is unknowable.
+        // Beast reads such a request as bodiless, which would make its body the next request on
+        // the connection (smuggling): refused, and the connection closed.
+        const std::string_view what = "Transfer-Encoding other than chunked";
+        co_await sendMalformed(client, what, request.target());
+        co_return;
+      }
       if (auto length = parser.content_length()) {
         request.body().reserve(*length + simdjson::SIMDJSON_PADDING);
       }
@@ -246,7 +273,8 @@ class Worker {
       if (ec) {
         if (ec != beast::error::timeout && ec != asio::error::eof &&
             ec != bhttp::error::partial_message) {
-          co_await sendMalformed(client, ec);
+          const auto what = ec.message();
+          co_await sendMalformed(client, what, request.target());
         }
         co_return;
       }
@@ -262,10 +290,54 @@ class Worker {
     co_await ProxyHandler::sendError(client, error, target);
   }
 
-  static Task<void> sendMalformed(ClientConnection& client, beast::error_code ec) {
+  // `target`: the request's path, for the dialect of the error ("" when unknown).
+  static Task<void> sendMalformed(ClientConnection& client, std::string_view what,
+                                  std::string_view target) {
     ApiError error{400, "invalid_request_error", "bad_request",
-                   fmt::format("malformed HTTP request: {}", ec.message())};
-    co_await ProxyHandler::sendError(client, error, "");
+                   fmt::format("malformed HTTP request: {}", what)};
+    co_await ProxyHandler::sendError(client, error, target);
+  }
+
+  // The target of the request line at the start of `buffer` ("" when there is none), so that
+  // an error found before Beast parsed the head still answers in the dialect of the path.
+  static std::string rawTarget(const beast::flat_buffer& buffer) {
+    std::string_view line(static_cast<const char*>(buffer.data().data()), buffer.size());
+    while (line.starts_with("\r\n")) line.remove_prefix(2);
+    line = line.substr(0, line.find("\r\n"));
+    const auto space = line.find(' ');
+    if (space == std::string_view::npos) return {};
+    line.remove_prefix(space + 1);
+    return std::string(line.substr(0, line.find(' ')));
+  }
+
+  // Reads until client.buffer holds a whole request head, or more than `limit` bytes (Beast
+  // then reports header_limit), so that the raw head can be checked before Beast parses it;
+  // `folded`: a header line is continued on the next (obs-fold). The stream's deadline bounds
+  // the reads, as it bounds Beast's.
+  static Task<beast::error_code> readHead(ClientConnection& client, size_t limit, bool& folded) {
+    constexpr size_t kReadBytes = 16 * 1024;
+    size_t scanned = 0;
+    for (;;) {
+      const std::string_view data(static_cast<const char*>(client.buffer.data().data()),
+                                  client.buffer.size());
+      // Empty lines before the request line are skipped (RFC 9112 §2.2), by Beast too.
+      size_t start = 0;
+      while (data.substr(start, 2) == "\r\n") start += 2;
+      const auto end = data.find("\r\n\r\n", std::max(start, scanned));
+      if (end != std::string_view::npos) {
+        const auto head = data.substr(start, end + 2 - start);
+        for (size_t i = 0; i + 1 < head.size(); ++i) {
+          if (head[i] == '\n' && (head[i + 1] == ' ' || head[i + 1] == '\t')) folded = true;
+        }
+        co_return beast::error_code{};
+      }
+      if (data.size() > limit) co_return beast::error_code{};
+      scanned = data.size() < 3 ? 0 : data.size() - 3;  // "\r\n\r\n" may straddle two reads
+      auto [ec, n] =
+          co_await client.stream.async_read_some(client.buffer.prepare(kReadBytes), kNoThrow);
+      client.buffer.commit(n);
+      if (ec) co_return ec;
+    }
   }
 
   asio::io_context io_{1};

@@ -902,11 +902,13 @@ bool retryableStatus(unsigned status) {
   return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-// The time left before `deadline`, at most `limit`, at least 1 ms.
+// The time left before `deadline`, at most `limit`, at least 1 ms. Rounded up: a timer that
+// fires a fraction of a millisecond before the deadline would be taken for the shorter
+// timeout, and a stream cut by total_ms logged as a plain socket timeout.
 std::chrono::milliseconds within(Clock::time_point deadline, uint32_t limit_ms) {
   const auto limit = std::chrono::milliseconds(limit_ms);
   if (deadline == Clock::time_point::max()) return limit;
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
   return std::max(std::chrono::milliseconds(1), std::min(limit, left));
 }
 
@@ -1510,7 +1512,10 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   // A body of known length goes out with its head: the head is serialised here and written
   // together with the first piece of the body, one write instead of two.
   std::string pending_head;
-  if (framing == Framing::kLength && !no_body && !parser.is_done()) {
+  // A non-streamed answer that is translated is only written once it is whole: its head waits
+  // too, so that an upstream breaking off before the end can still be told as a 502.
+  const bool whole_answer = transform && !spec.event_stream && !body_plugins;
+  if ((framing == Framing::kLength || whole_answer) && !no_body && !parser.is_done()) {
     serializer.split(true);
     while (!serializer.is_header_done() && !ec) {
       serializer.next(ec, [&](beast::error_code&, const auto& buffers) {
@@ -1534,8 +1539,13 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   }
   // Writes what is left of the head, with `piece` after it.
   auto writeHead = [&](std::string_view piece) -> Task<bool> {
-    const std::array<asio::const_buffer, 2> buffers{
-        asio::buffer(pending_head), asio::buffer(piece.data(), piece.size())};
+    const bool framed = framing == Framing::kChunked && !piece.empty();
+    const std::string size_line = framed ? fmt::format("{:x}\r\n", piece.size()) : "";
+    const std::string_view piece_end = framed ? "\r\n" : "";
+    const std::array<asio::const_buffer, 4> buffers{
+        asio::buffer(pending_head), asio::buffer(size_line),
+        asio::buffer(piece.data(), piece.size()),
+        asio::buffer(piece_end.data(), piece_end.size())};
     x.client.stream.expires_after(idle_timeout);
     auto [write_ec, written] = co_await asio::async_write(x.client.stream, buffers, kNoThrow);
     x.first_byte = Clock::now();
@@ -1625,6 +1635,7 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
       }
       piece = x.stream->response_body;
     }
+    if (whole_answer && !pending_head.empty() && piece.empty()) continue;  // nothing to say yet
     const bool written = pending_head.empty()
                              ? co_await writeBody(x, framing == Framing::kChunked, piece)
                              : co_await writeHead(piece);
