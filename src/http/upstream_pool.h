@@ -71,8 +71,14 @@ class UpstreamTlsContext {
 
 // A keep-alive connection to one upstream endpoint, owned by one worker thread.
 struct UpstreamConnection {
-  explicit UpstreamConnection(const asio::any_io_executor& executor) : stream(executor) {}
+  // Reads take what the buffer can hold: without room reserved up front it would stay at
+  // Beast's first allocation (512 bytes) and a 2 KiB answer would need four reads, each
+  // relayed as its own write.
+  explicit UpstreamConnection(const asio::any_io_executor& executor) : stream(executor) {
+    buffer.reserve(kReadBytes);
+  }
 
+  static constexpr size_t kReadBytes = 4 * 1024;
   UpstreamStream stream;
   beast::flat_buffer buffer{16 * 1024};  // bounded: response headers + one read
   std::string key;                       // pool key of the endpoint
