@@ -20,8 +20,8 @@ namespace sluice::admin {
 // handler registered for the method and the longest matching path prefix answers it (404 when
 // no prefix matches, 405 with Allow when the prefix has no handler for the method; see
 // AdminRouter). The body of a request without the token is not read: 401 and the connection
-// closes. Bodies over `max_body_bytes` get 413, headers over 16 KiB 431, malformed requests 400, and
-// the connection is closed after those; a request must arrive within 10 s. Error bodies are
+// closes. Bodies over `max_body_bytes` get 413, headers over 16 KiB 431, malformed requests 400,
+// and the connection is closed after those; a request must arrive within 10 s. Error bodies are
 // JSON (errorResponse).
 //
 // Threads: everything runs on `io`'s thread, handlers included. Register handlers before

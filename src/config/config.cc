@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
-#include <cstdint>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -118,8 +118,8 @@ class Reader {
 
   // A mapping of integer fields: reads those present, rejects unknown keys.
   void integerFields(const YAML::Node& node, const std::string& path,
-                     std::initializer_list<std::pair<const char*, uint32_t*>> fields,
-                     uint32_t min, uint32_t max) {
+                     std::initializer_list<std::pair<const char*, uint32_t*>> fields, uint32_t min,
+                     uint32_t max) {
     if (!node.IsMap()) return error(node, path, "expected a mapping");
     for (const auto& item : node) {
       const auto name = item.first.as<std::string>("");
@@ -329,9 +329,9 @@ void readProvider(Reader& reader, const YAML::Node& node, const std::string& pat
     if (!check.IsMap()) {
       reader.error(check, where, "expected a mapping (path, interval_ms, timeout_ms, ...)");
     } else {
-      reader.allowKeys(check, where,
-                       {"path", "interval_ms", "timeout_ms", "healthy_threshold",
-                        "unhealthy_threshold"});
+      reader.allowKeys(
+          check, where,
+          {"path", "interval_ms", "timeout_ms", "healthy_threshold", "unhealthy_threshold"});
       if (!check["path"]) reader.error(check, where + ".path", "required, e.g. /health");
       if (check["path"] && reader.string(check["path"], where + ".path", h.path) &&
           !h.path.starts_with('/')) {
@@ -368,9 +368,10 @@ void checkModelPattern(Reader& reader, const YAML::Node& node, const std::string
                        const std::string& model) {
   const auto star = model.find('*');
   if (model.empty() || (star != std::string::npos && star != model.size() - 1)) {
-    reader.error(node, path,
-                 fmt::format("\"{}\" is not a model name, a prefix wildcard like \"gpt-4*\" or \"*\"",
-                             model));
+    reader.error(
+        node, path,
+        fmt::format("\"{}\" is not a model name, a prefix wildcard like \"gpt-4*\" or \"*\"",
+                    model));
   }
 }
 
@@ -384,7 +385,8 @@ void readBalancerOptions(Reader& reader, const YAML::Node& node, const std::stri
     } else {
       reader.allowKeys(hash, where, {"header", "epsilon", "virtual_nodes"});
       if (hash["header"]) reader.string(hash["header"], where + ".header", options.hash_header);
-      if (hash["epsilon"]) reader.number(hash["epsilon"], where + ".epsilon", options.epsilon, 0, 100);
+      if (hash["epsilon"])
+        reader.number(hash["epsilon"], where + ".epsilon", options.epsilon, 0, 100);
       if (hash["virtual_nodes"])
         reader.integer<uint32_t>(hash["virtual_nodes"], where + ".virtual_nodes",
                                  options.virtual_nodes, 1, 10000);
@@ -394,14 +396,15 @@ void readBalancerOptions(Reader& reader, const YAML::Node& node, const std::stri
     const auto where = path + ".cache_aware";
     auto& options = route.balancer.cache_aware;
     if (!cache.IsMap()) {
-      reader.error(cache, where, "expected a mapping (cache_threshold, balance_abs_threshold, ...)");
+      reader.error(cache, where,
+                   "expected a mapping (cache_threshold, balance_abs_threshold, ...)");
     } else {
       reader.allowKeys(cache, where,
                        {"cache_threshold", "balance_abs_threshold", "balance_rel_threshold",
                         "eviction_interval_ms", "max_tree_size", "chunk_chars"});
       if (cache["cache_threshold"])
-        reader.number(cache["cache_threshold"], where + ".cache_threshold",
-                      options.cache_threshold, 0, 1);
+        reader.number(cache["cache_threshold"], where + ".cache_threshold", options.cache_threshold,
+                      0, 1);
       if (cache["balance_abs_threshold"])
         reader.integer<uint32_t>(cache["balance_abs_threshold"], where + ".balance_abs_threshold",
                                  options.balance_abs_threshold, 0, 1000000);
@@ -426,17 +429,17 @@ void readBalancerOptions(Reader& reader, const YAML::Node& node, const std::stri
 
 void readRetry(Reader& reader, const YAML::Node& node, const std::string& path, Retry& retry) {
   if (!node.IsMap()) return reader.error(node, path, "expected a mapping");
-  reader.allowKeys(node, path,
-                   {"attempts", "backoff_base_ms", "backoff_max_ms", "budget_ratio",
-                    "min_retries_per_second"});
+  reader.allowKeys(
+      node, path,
+      {"attempts", "backoff_base_ms", "backoff_max_ms", "budget_ratio", "min_retries_per_second"});
   if (node["attempts"])
     reader.integer<uint32_t>(node["attempts"], path + ".attempts", retry.attempts, 1, 20);
   if (node["backoff_base_ms"])
     reader.integer<uint32_t>(node["backoff_base_ms"], path + ".backoff_base_ms",
                              retry.backoff_base_ms, 0, 600000);
   if (node["backoff_max_ms"])
-    reader.integer<uint32_t>(node["backoff_max_ms"], path + ".backoff_max_ms",
-                             retry.backoff_max_ms, 0, 600000);
+    reader.integer<uint32_t>(node["backoff_max_ms"], path + ".backoff_max_ms", retry.backoff_max_ms,
+                             0, 600000);
   if (node["budget_ratio"])
     reader.number(node["budget_ratio"], path + ".budget_ratio", retry.budget_ratio, 0, 100);
   if (node["min_retries_per_second"])
@@ -493,9 +496,9 @@ void readRoute(Reader& reader, const YAML::Node& node, const std::string& path, 
   if (node["policy"] && reader.string(node["policy"], path + ".policy", route.policy)) {
     const auto names = routing::balancingPolicyNames();
     if (std::find(names.begin(), names.end(), route.policy) == names.end()) {
-      reader.error(node["policy"], path + ".policy",
-                   fmt::format("unknown policy \"{}\" (known: {})", route.policy,
-                               fmt::join(names, ", ")));
+      reader.error(
+          node["policy"], path + ".policy",
+          fmt::format("unknown policy \"{}\" (known: {})", route.policy, fmt::join(names, ", ")));
     }
   }
   readBalancerOptions(reader, node, path, route);
@@ -554,7 +557,8 @@ void readKey(Reader& reader, const YAML::Node& node, const std::string& path, Cl
       (key.id.empty() || key.id.find_first_of("/ \t\"") != std::string::npos)) {
     reader.error(node["id"], path + ".id", "must be non-empty, without spaces, quotes or /");
   }
-  if (!node["key"]) reader.error(node, path + ".key", "required (use ${ENV} to keep it out of the file)");
+  if (!node["key"])
+    reader.error(node, path + ".key", "required (use ${ENV} to keep it out of the file)");
   if (node["key"] && reader.string(node["key"], path + ".key", key.key) && key.key.size() < 16) {
     reader.error(node["key"], path + ".key", "too short: use at least 16 characters");
   }
@@ -698,8 +702,9 @@ std::string toJson(const YAML::Node& node) {
 void readPlugin(Reader& reader, const YAML::Node& node, const std::string& path, Plugin& plugin,
                 bool with_path = true) {
   if (!node.IsMap()) {
-    reader.error(node, path, with_path ? "expected a mapping with name and path"
-                                       : "expected an object with a name");
+    reader.error(
+        node, path,
+        with_path ? "expected a mapping with name and path" : "expected an object with a name");
     return;
   }
   if (with_path) {
@@ -708,8 +713,8 @@ void readPlugin(Reader& reader, const YAML::Node& node, const std::string& path,
                       "failure_policy", "limits", "expose_credentials", "hidden_headers", "env"});
   } else {
     reader.allowKeys(node, path,
-                     {"name", "config", "vm_config", "root_id", "attach", "order",
-                      "failure_policy", "limits", "expose_credentials", "hidden_headers", "env"});
+                     {"name", "config", "vm_config", "root_id", "attach", "order", "failure_policy",
+                      "limits", "expose_credentials", "hidden_headers", "env"});
   }
   if (!node["name"]) {
     reader.error(node, path + ".name", "required");
@@ -825,7 +830,8 @@ void readPlugin(Reader& reader, const YAML::Node& node, const std::string& path,
 
 }  // namespace
 
-tl::expected<Plugin, std::string> parsePluginSettings(std::string_view text, std::string_view path) {
+tl::expected<Plugin, std::string> parsePluginSettings(std::string_view text,
+                                                      std::string_view path) {
   Reader reader("");
   YAML::Node node;
   try {

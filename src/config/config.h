@@ -82,7 +82,7 @@ struct RouteTarget {
 // Retries happen only before any byte reaches the client, on connect errors and on answers
 // 429, 500, 502, 503 and 504, to another endpoint when the pool has one.
 struct Retry {
-  uint32_t attempts = 3;  // tries per request in this route's pool, the first included
+  uint32_t attempts = 3;          // tries per request in this route's pool, the first included
   uint32_t backoff_base_ms = 25;  // before retry n: a random wait in [d/2, d], d = base·2^(n-1)
   uint32_t backoff_max_ms = 1000;
   double budget_ratio = 0.2;            // retries may add at most this share of requests ...
@@ -98,13 +98,13 @@ struct RouteTimeouts {
 };
 
 struct Route {
-  std::string name;                 // defaults to "route<N>"
-  std::vector<std::string> models;  // exact names, "prefix*" wildcards or "*"
+  std::string name;                  // defaults to "route<N>"
+  std::vector<std::string> models;   // exact names, "prefix*" wildcards or "*"
   std::vector<RouteTarget> targets;  // `provider: x` is one target of weight 1
   std::string policy = "round_robin";
   routing::BalancerOptions balancer;
   Retry retry;
-  std::vector<std::string> fallback;  // route names tried in order when this pool fails
+  std::vector<std::string> fallback;     // route names tried in order when this pool fails
   std::vector<size_t> fallback_indexes;  // resolved
   RouteTimeouts timeouts;  // resolved: every field set from the global ones when not given
 
@@ -115,8 +115,8 @@ struct Route {
 // The admin listener: off unless configured; every request needs the token as Bearer.
 struct Admin {
   std::string host = "127.0.0.1";
-  uint16_t port = 0;   // 0: no admin listener
-  std::string token;   // secret: never logged
+  uint16_t port = 0;  // 0: no admin listener
+  std::string token;  // secret: never logged
 };
 
 // A client API key (virtual key). The secret is only kept until the gateway hashes it.
@@ -141,7 +141,7 @@ struct Limits {
   uint32_t max_header_bytes = 64 * 1024;
   uint64_t max_upstream_body_bytes = 64 * 1024 * 1024;  // non-streamed answers read whole
   std::vector<ModelLimit> models;
-  std::string redis;          // redis://host:port or unix:///path; empty: in-process limits
+  std::string redis;            // redis://host:port or unix:///path; empty: in-process limits
   bool redis_fail_open = true;  // when Redis is unreachable: allow (true) or reject
 };
 
@@ -204,7 +204,7 @@ struct Config {
   Timeouts timeouts;
   Admin admin;
   std::vector<ClientKey> keys;
-  std::string state_dir;  // where admin changes persist (keys); empty: nowhere
+  std::string state_dir;              // where admin changes persist (keys); empty: nowhere
   std::string access_log = "stdout";  // "stdout", "off" or a file path
   std::string log_level = "info";
 };

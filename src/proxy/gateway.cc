@@ -12,11 +12,11 @@
 #include <unordered_set>
 
 #include "admin/admin_server.h"
+#include "limits/local_rate_limiter.h"
+#include "limits/redis_rate_limiter.h"
+#include "metrics/registry.h"
 #include "proxy/health_checker.h"
 #include "proxy/key_sync.h"
-#include "limits/local_rate_limiter.h"
-#include "metrics/registry.h"
-#include "limits/redis_rate_limiter.h"
 #include "proxy/proxy_handler.h"
 #include "proxy/wasm_admin.h"
 #include "proxy/worker_admin.h"
@@ -428,9 +428,9 @@ int runGateway(const config::Config& config) {
                     saved.error(), kept);
     }
   }
-  auto built = buildGatewayState(config, nullptr,
-                                 std::make_shared<keys::KeySet>(std::move(key_records)),
-                                 plugin_manager.set());
+  auto built =
+      buildGatewayState(config, nullptr, std::make_shared<keys::KeySet>(std::move(key_records)),
+                        plugin_manager.set());
   if (!built) {
     spdlog::error("{}", built.error());
     return 1;
@@ -438,9 +438,10 @@ int runGateway(const config::Config& config) {
   auto state = std::move(*built);
   for (const auto& provider : config.providers) {
     if (provider.tls.insecure_skip_verify) {
-      spdlog::warn("provider {}: tls.insecure_skip_verify is set: upstream certificates are not "
-                   "verified",
-                   provider.id);
+      spdlog::warn(
+          "provider {}: tls.insecure_skip_verify is set: upstream certificates are not "
+          "verified",
+          provider.id);
     }
   }
   // Rate limits: in this process, or shared with other replicas through Redis.
@@ -459,8 +460,9 @@ int runGateway(const config::Config& config) {
     options.fail_open = config.limits.redis_fail_open;
     auto redis_limiter = std::make_unique<limits::RedisRateLimiter>(&Worker::threadRedis, options);
     metrics::defaultRegistry().addCollector([counted = redis_limiter.get()](std::string& out) {
-      out += "# HELP sluice_redis_errors_total Rate-limiter operations Redis did not answer "
-             "properly.\n# TYPE sluice_redis_errors_total counter\nsluice_redis_errors_total ";
+      out +=
+          "# HELP sluice_redis_errors_total Rate-limiter operations Redis did not answer "
+          "properly.\n# TYPE sluice_redis_errors_total counter\nsluice_redis_errors_total ";
       out += std::to_string(counted->errors());
       out += '\n';
     });

@@ -21,9 +21,9 @@ GatewayMetrics& gatewayMetrics() {
             "sluice_time_to_first_token_seconds",
             "Time from a request's arrival to the first byte of the answer's body.", {"route"},
             metrics::kLatencyBuckets),
-        .token_gap = registry.addHistogram(
-            "sluice_inter_token_seconds", "Gaps between consecutive writes of a streamed answer.",
-            {"route"}, metrics::kTokenGapBuckets),
+        .token_gap = registry.addHistogram("sluice_inter_token_seconds",
+                                           "Gaps between consecutive writes of a streamed answer.",
+                                           {"route"}, metrics::kTokenGapBuckets),
         .tokens = registry.addCounter("sluice_tokens_total",
                                       "Tokens by model, client key id and kind (input, output, "
                                       "cached: part of input).",

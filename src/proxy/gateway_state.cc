@@ -93,8 +93,8 @@ tl::expected<std::shared_ptr<const ProviderRuntime>, std::string> providerRuntim
 }  // namespace
 
 tl::expected<std::shared_ptr<const GatewayState>, std::string> buildGatewayState(
-    config::Config config, const GatewayState* previous,
-    std::shared_ptr<const keys::KeySet> keys, std::shared_ptr<const wasm::PluginSet> plugins) {
+    config::Config config, const GatewayState* previous, std::shared_ptr<const keys::KeySet> keys,
+    std::shared_ptr<const wasm::PluginSet> plugins) {
   auto state = std::make_shared<GatewayState>(std::move(config));
   state->plugins = plugins ? std::move(plugins) : previous ? previous->plugins : nullptr;
   if (!keys && previous) keys = previous->keys;
@@ -156,8 +156,8 @@ tl::expected<std::shared_ptr<const GatewayState>, std::string> buildGatewayState
         if (previous->config.routes[r].name == route.name) before = &previous->pools[r];
       }
     }
-    const auto& old_route = before ? previous->config.routes[before - previous->pools.data()]
-                                   : route;
+    const auto& old_route =
+        before ? previous->config.routes[before - previous->pools.data()] : route;
     if (before && old_route.policy == route.policy) {
       pool.policy = before->policy;
     } else {
@@ -193,14 +193,16 @@ void appendRoutingMetrics(const GatewayState& state, std::string& out) {
     return value.load(std::memory_order_relaxed);
   };
   const auto& routes = state.config.routes;
-  fmt::format_to(it, "# HELP sluice_balancer_picks_total Balancer decisions by reason.\n"
-                     "# TYPE sluice_balancer_picks_total counter\n");
+  fmt::format_to(it,
+                 "# HELP sluice_balancer_picks_total Balancer decisions by reason.\n"
+                 "# TYPE sluice_balancer_picks_total counter\n");
   for (size_t r = 0; r < routes.size(); ++r) {
     const auto& counters = *state.pools[r].counters;
     for (size_t reason = 0; reason < routing::kPickReasons; ++reason) {
       const auto count = load(counters.picks[reason]);
       if (count == 0) continue;
-      fmt::format_to(it, "sluice_balancer_picks_total{{route=\"{}\",policy=\"{}\",reason=\"{}\"}} {}\n",
+      fmt::format_to(it,
+                     "sluice_balancer_picks_total{{route=\"{}\",policy=\"{}\",reason=\"{}\"}} {}\n",
                      label(routes[r].name), routes[r].policy,
                      routing::pickReasonName(static_cast<routing::PickReason>(reason)), count);
     }
@@ -220,16 +222,17 @@ void appendRoutingMetrics(const GatewayState& state, std::string& out) {
   }
 
   const auto now = routing::steadyNowMs();
-  fmt::format_to(it, "# HELP sluice_upstream_state Endpoint state: 1 for the current one.\n"
-                     "# TYPE sluice_upstream_state gauge\n");
+  fmt::format_to(it,
+                 "# HELP sluice_upstream_state Endpoint state: 1 for the current one.\n"
+                 "# TYPE sluice_upstream_state gauge\n");
   for (const auto& list : state.endpoints) {
     for (const auto& endpoint : list) {
       const auto current = endpoint->health.state(now);
-      for (auto candidate : {routing::EndpointHealth::State::kHealthy,
-                             routing::EndpointHealth::State::kUnhealthy,
-                             routing::EndpointHealth::State::kOpen,
-                             routing::EndpointHealth::State::kHalfOpen}) {
-        fmt::format_to(it, "sluice_upstream_state{{endpoint=\"{}\",provider=\"{}\",state=\"{}\"}} {}\n",
+      for (auto candidate :
+           {routing::EndpointHealth::State::kHealthy, routing::EndpointHealth::State::kUnhealthy,
+            routing::EndpointHealth::State::kOpen, routing::EndpointHealth::State::kHalfOpen}) {
+        fmt::format_to(it,
+                       "sluice_upstream_state{{endpoint=\"{}\",provider=\"{}\",state=\"{}\"}} {}\n",
                        label(endpoint->id), label(endpoint->provider),
                        routing::stateName(candidate), candidate == current ? 1 : 0);
       }

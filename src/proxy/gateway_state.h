@@ -82,8 +82,8 @@ struct GatewayState {
   std::vector<std::shared_ptr<const ProviderRuntime>> providers;  // by index of config.providers
   // By provider index, parallel to config.providers[i].endpoints.
   std::vector<std::vector<std::shared_ptr<EndpointRuntime>>> endpoints;
-  std::vector<RoutePool> pools;              // by route index
-  std::shared_ptr<const keys::KeySet> keys;  // client keys; none: no key needed
+  std::vector<RoutePool> pools;                    // by route index
+  std::shared_ptr<const keys::KeySet> keys;        // client keys; none: no key needed
   std::shared_ptr<const wasm::PluginSet> plugins;  // null: none
 
   const EndpointRuntime* findEndpoint(std::string_view id) const;

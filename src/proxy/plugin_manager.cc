@@ -20,10 +20,11 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string formatUuid(const unsigned char* b) {
-  return fmt::format("{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
-                     "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-                     b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-                     b[12], b[13], b[14], b[15]);
+  return fmt::format(
+      "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
+      "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+      b[15]);
 }
 
 // A random (version 4) UUID.
@@ -39,7 +40,8 @@ std::string newUuid() {
 std::string configUuid(const std::string& name) {
   const auto hex = sha256Hex("sluice-config-plugin:" + name);
   unsigned char b[16];
-  for (int i = 0; i < 16; ++i) b[i] = static_cast<unsigned char>(std::stoi(hex.substr(i * 2, 2), nullptr, 16));
+  for (int i = 0; i < 16; ++i)
+    b[i] = static_cast<unsigned char>(std::stoi(hex.substr(i * 2, 2), nullptr, 16));
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x50);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
   return formatUuid(b);
@@ -65,7 +67,9 @@ std::optional<std::string> readFile(const std::string& path, uint64_t max_bytes)
 }
 
 std::string moduleDir(const std::string& state_dir) { return state_dir + "/wasm"; }
-std::string stateFile(const std::string& state_dir) { return moduleDir(state_dir) + "/modules.json"; }
+std::string stateFile(const std::string& state_dir) {
+  return moduleDir(state_dir) + "/modules.json";
+}
 std::string bytesFile(const std::string& state_dir, const std::string& sha256) {
   return moduleDir(state_dir) + "/" + sha256 + ".wasm";
 }
@@ -149,8 +153,8 @@ tl::expected<std::shared_ptr<const wasm::Plugin>, std::string> PluginManager::lo
     const config::Plugin& settings, std::string_view bytes, const DeployedModule& identity) {
   if (bytes.size() > settings.limits.max_module_bytes) {
     return tl::make_unexpected(
-        fmt::format("the module has {} bytes, more than limits.max_module_bytes ({})",
-                    bytes.size(), settings.limits.max_module_bytes));
+        fmt::format("the module has {} bytes, more than limits.max_module_bytes ({})", bytes.size(),
+                    settings.limits.max_module_bytes));
   }
   if (bytes.size() < 8 || bytes.substr(0, 4) != std::string_view("\0asm", 4)) {
     return tl::make_unexpected(std::string("not a WebAssembly module (no \\0asm magic)"));
@@ -164,8 +168,8 @@ tl::expected<std::shared_ptr<const wasm::Plugin>, std::string> PluginManager::lo
     wasm::EngineLimits limits;
     limits.max_memory_pages = settings.limits.max_memory_pages;
     limits.max_module_bytes = settings.limits.max_module_bytes;
-    auto module = engine_().compile(
-        {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, limits);
+    auto module =
+        engine_().compile({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, limits);
     if (!module) return tl::make_unexpected(module.error());
     ++compilations_;
     compiled_[key] = *module;
@@ -197,8 +201,8 @@ std::optional<std::string> PluginManager::readModuleFile(const std::string& path
     const auto real_root = fs::canonical(root, ec);
     if (ec) continue;
     // Inside the root: the root is a prefix of the path, component by component.
-    auto [root_end, path_it] = std::mismatch(real_root.begin(), real_root.end(), real.begin(),
-                                             real.end());
+    auto [root_end, path_it] =
+        std::mismatch(real_root.begin(), real_root.end(), real.begin(), real.end());
     if (root_end == real_root.end() && path_it != real.end()) {
       return readFile(real.string(), uint64_t{1} << 30);
     }
@@ -300,10 +304,9 @@ tl::expected<void, std::string> PluginManager::start(std::vector<std::string>& w
           for (auto& module : saved) {
             // A module that no longer loads stays listed as failed, for the operator to see.
             auto bytes = readFile(bytesFile(config_.state_dir, module.sha256), uint64_t{1} << 30);
-            const bool taken =
-                std::any_of(modules_.begin(), modules_.end(), [&](const DeployedModule& m) {
-                  return m.settings.name == module.settings.name;
-                });
+            const bool taken = std::any_of(
+                modules_.begin(), modules_.end(),
+                [&](const DeployedModule& m) { return m.settings.name == module.settings.name; });
             if (taken) {
               module.error = "the config file now has a plugin of this name";
             } else if (!bytes || sha256Hex(*bytes) != module.sha256) {
@@ -317,8 +320,8 @@ tl::expected<void, std::string> PluginManager::start(std::vector<std::string>& w
               module.bytes = std::make_shared<const std::string>(std::move(*bytes));
             }
             if (!module.error.empty()) {
-              warnings.push_back(fmt::format("plugin {} ({}): not loaded: {}",
-                                             module.settings.name, module.uuid, module.error));
+              warnings.push_back(fmt::format("plugin {} ({}): not loaded: {}", module.settings.name,
+                                             module.uuid, module.error));
             }
             modules_.push_back(std::move(module));
           }
@@ -391,7 +394,8 @@ tl::expected<std::vector<const DeployedModule*>, ManagerError> PluginManager::de
       return m.settings.name == change.settings.name;
     });
     if (taken) {
-      return fail(409, fmt::format("{}: a module named \"{}\" exists", where, change.settings.name));
+      return fail(409,
+                  fmt::format("{}: a module named \"{}\" exists", where, change.settings.name));
     }
     if (!change.bytes) return fail(400, where + ": no module bytes");
     if (auto attached = checkAttach(change.settings); !attached) {
@@ -416,8 +420,8 @@ tl::expected<std::vector<const DeployedModule*>, ManagerError> PluginManager::de
   return deployed;
 }
 
-tl::expected<const DeployedModule*, ManagerError> PluginManager::replace(
-    const std::string& uuid, ModuleChange change) {
+tl::expected<const DeployedModule*, ManagerError> PluginManager::replace(const std::string& uuid,
+                                                                         ModuleChange change) {
   std::vector<DeployedModule> next = modules_;
   auto it = std::find_if(next.begin(), next.end(),
                          [&](const DeployedModule& m) { return m.uuid == uuid; });
@@ -459,7 +463,8 @@ tl::expected<void, ManagerError> PluginManager::remove(const std::string& uuid) 
   auto it = std::find_if(next.begin(), next.end(),
                          [&](const DeployedModule& m) { return m.uuid == uuid; });
   if (it == next.end()) return fail(404, "no such module");
-  if (it->from_config) return fail(409, "the module is defined in the config file: remove it there");
+  if (it->from_config)
+    return fail(409, "the module is defined in the config file: remove it there");
   next.erase(it);
   if (auto saved = save(next); !saved) return tl::make_unexpected(saved.error());
   modules_ = std::move(next);

@@ -12,13 +12,13 @@
 
 #include "common/json_writer.h"
 #include "common/request_id.h"
+#include "limits/rate_limiter.h"
 #include "providers/provider_type.h"
 #include "proxy/body_transform.h"
+#include "proxy/gateway_metrics.h"
 #include "proxy/request_fields.h"
 #include "proxy/sse_event_splitter.h"
-#include "proxy/gateway_metrics.h"
 #include "proxy/usage_meter.h"
-#include "limits/rate_limiter.h"
 #include "redis/redis_client.h"
 #include "translate/translate.h"
 #include "wasm/shared_state.h"
@@ -84,7 +84,7 @@ struct ProxyHandler::Exchange {
 namespace {
 
 constexpr size_t kRelayBufferBytes = 8 * 1024;
-constexpr size_t kMaxPromptBytes = 256 * 1024;  // cache-aware routing looks no further
+constexpr size_t kMaxPromptBytes = 256 * 1024;          // cache-aware routing looks no further
 constexpr size_t kMaxUsageBodyBytes = 4 * 1024 * 1024;  // larger answers are not metered
 
 // Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), plus those the
@@ -369,20 +369,22 @@ Task<bool> ProxyHandler::admit(Exchange& x) {
   }
   limits::ModelQuota model_quota;
   if (model_limit != nullptr) model_quota = {model_limit->rpm, model_limit->tpm};
-  if (limiter_ == nullptr || (key_quota.rpm == 0 && key_quota.tpm == 0 &&
-                              key_quota.tokens_per_day == 0 && model_quota.rpm == 0 &&
-                              model_quota.tpm == 0)) {
+  if (limiter_ == nullptr ||
+      (key_quota.rpm == 0 && key_quota.tpm == 0 && key_quota.tokens_per_day == 0 &&
+       model_quota.rpm == 0 && model_quota.tpm == 0)) {
     co_return true;
   }
   // What the request may use: its prompt (about 4 bytes a token) and what it may generate.
   const uint64_t estimate = x.request.body().size() / 4 + x.fields.max_tokens;
-  const auto request = limits::makeAdmitRequest(x.key ? std::string_view(x.key->id) : "",
-                                                key_quota, x.fields.model, model_quota, estimate);
+  const auto request = limits::makeAdmitRequest(x.key ? std::string_view(x.key->id) : "", key_quota,
+                                                x.fields.model, model_quota, estimate);
   auto decision = co_await limiter_->admit(request);
   addRateLimitHeaders(request, decision, x.extra_headers);
   const bool unavailable = decision.reason == limits::RejectReason::kLimiterUnavailable;
   gatewayMetrics()
-      .ratelimit.with({unavailable ? "unavailable" : decision.allowed ? "allowed" : "rejected"})
+      .ratelimit.with({unavailable        ? "unavailable"
+                       : decision.allowed ? "allowed"
+                                          : "rejected"})
       ->inc();
   if (decision.allowed) {
     x.reservation = std::move(decision.reservation);
@@ -400,13 +402,13 @@ Task<bool> ProxyHandler::admit(Exchange& x) {
     what = fmt::format("the limit of {} {} for {}", rule.limit,
                        rule.kind == limits::LimitKind::kRequestsPerMinute ? "requests per minute"
                        : rule.kind == limits::LimitKind::kTokensPerMinute ? "tokens per minute"
-                                                                           : "tokens per day",
+                                                                          : "tokens per day",
                        rule.subject.starts_with("key:") ? "this key" : "this model");
   }
   if (decision.reason == limits::RejectReason::kCostExceedsLimit) {
-    ApiError error{429, "rate_limit_error", "request_too_costly",
-                   fmt::format("the request needs more tokens ({}) than {} allows", estimate,
-                               what)};
+    ApiError error{
+        429, "rate_limit_error", "request_too_costly",
+        fmt::format("the request needs more tokens ({}) than {} allows", estimate, what)};
     co_await fail(x, std::move(error));
     co_return false;
   }
@@ -850,9 +852,9 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
     }
   }
   if (x.key != nullptr && !x.key->allows(x.fields.model)) {
-    ApiError error{403, "permission_error", "model_not_allowed",
-                   fmt::format("the API key \"{}\" may not use the model \"{}\"", x.key->id,
-                               x.fields.model)};
+    ApiError error{
+        403, "permission_error", "model_not_allowed",
+        fmt::format("the API key \"{}\" may not use the model \"{}\"", x.key->id, x.fields.model)};
     co_return co_await fail(x, std::move(error));
   }
   if (route_index < 0) {
@@ -955,11 +957,10 @@ std::optional<ApiError> ProxyHandler::prepareUpstream(Exchange& x, size_t provid
                          : x.upstream_model_override;
   std::string body = keep_client_body ? x.request.body() : std::move(x.request.body());
   if (x.translation != Translation::kNone) {
-    auto translated =
-        x.translation == Translation::kOpenAiToAnthropic
-            ? translate::anthropicToOpenAiRequest(body, x.upstream_model)
-            : translate::openAiToAnthropicRequest(body, x.upstream_model,
-                                                  x.provider->max_tokens_default);
+    auto translated = x.translation == Translation::kOpenAiToAnthropic
+                          ? translate::anthropicToOpenAiRequest(body, x.upstream_model)
+                          : translate::openAiToAnthropicRequest(body, x.upstream_model,
+                                                                x.provider->max_tokens_default);
     if (!translated) {
       if (!keep_client_body) x.request.body() = std::move(body);
       return ApiError{translated.error().status, "invalid_request_error", "invalid_request",
@@ -1042,8 +1043,7 @@ std::optional<size_t> ProxyHandler::pickWorker(Exchange& x, const config::Route&
     workers.clear();
     bool any_tried = false;
     for (const auto& worker : pool.workers) {
-      const bool was_tried =
-          std::find(tried.begin(), tried.end(), worker.endpoint) != tried.end();
+      const bool was_tried = std::find(tried.begin(), tried.end(), worker.endpoint) != tried.end();
       const bool filtered = std::find(x.filtered_out.begin(), x.filtered_out.end(),
                                       worker.endpoint) != x.filtered_out.end();
       any_tried = any_tried || was_tried;
@@ -1061,8 +1061,8 @@ std::optional<size_t> ProxyHandler::pickWorker(Exchange& x, const config::Route&
     thread_local const auto least_loaded = routing::createBalancingPolicy("least_load", {});
     auto& policy = tried.empty() ? *pool.policy : *least_loaded;
     if (auto picked = policy.pick(context, workers)) {
-      pool.counters->picks[static_cast<size_t>(trace.reason)].fetch_add(
-          1, std::memory_order_relaxed);
+      pool.counters->picks[static_cast<size_t>(trace.reason)].fetch_add(1,
+                                                                        std::memory_order_relaxed);
       return picked;
     }
     if (!any_tried) break;
@@ -1179,9 +1179,10 @@ Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
         continue;
       }
       if (prepared != worker.provider_index) {
-        if (auto error = prepareUpstream(x, worker.provider_index, upstream_request,
-                                         several_providers)) {
-          worker.endpoint->health.onNeutral(admission == routing::EndpointHealth::Admission::kProbe);
+        if (auto error =
+                prepareUpstream(x, worker.provider_index, upstream_request, several_providers)) {
+          worker.endpoint->health.onNeutral(admission ==
+                                            routing::EndpointHealth::Admission::kProbe);
           co_return co_await fail(x, std::move(*error));
         }
         prepared = worker.provider_index;
@@ -1221,8 +1222,8 @@ Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
       const uint64_t base = route.retry.backoff_base_ms;
       const uint64_t delay = std::min<uint64_t>(route.retry.backoff_max_ms,
                                                 base << std::min<uint32_t>(attempts - 1, 20));
-      const auto wait =
-          std::chrono::milliseconds(delay / 2 + routing::Random::forThisThread().below(delay / 2 + 1));
+      const auto wait = std::chrono::milliseconds(
+          delay / 2 + routing::Random::forThisThread().below(delay / 2 + 1));
       if (wait.count() > 0) {
         asio::steady_timer timer(x.client.stream.get_executor());
         timer.expires_after(std::min<Clock::duration>(wait, x.deadline - Clock::now()));
@@ -1302,10 +1303,9 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
   };
   authenticate();
   x.upstream = endpoint.url;
-  upstream_request.target(
-      x.plugin_target.empty()
-          ? x.type->target(x.upstream_capability, provider, endpoint, x.upstream_model)
-          : x.plugin_target);
+  upstream_request.target(x.plugin_target.empty() ? x.type->target(x.upstream_capability, provider,
+                                                                   endpoint, x.upstream_model)
+                                                  : x.plugin_target);
   upstream_request.set(bhttp::field::host, hostHeader(endpoint));
 
   auto* tls = x.runtime->tls.get();
@@ -1383,11 +1383,11 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
     }
     if (ec == beast::error::timeout) {
       failed();
-      last_error = {504, "upstream_error", "upstream_timeout",
-                    fmt::format("the upstream sent no response within {} ms",
-                                route.timeouts.first_byte_ms)};
-      spdlog::warn("request {}: upstream {}: no response within {} ms", x.request_id,
-                   endpoint.url, route.timeouts.first_byte_ms);
+      last_error = {
+          504, "upstream_error", "upstream_timeout",
+          fmt::format("the upstream sent no response within {} ms", route.timeouts.first_byte_ms)};
+      spdlog::warn("request {}: upstream {}: no response within {} ms", x.request_id, endpoint.url,
+                   route.timeouts.first_byte_ms);
       co_return Attempt::kFailed;
     }
     if (!connection->reused) break;
@@ -1424,8 +1424,9 @@ Task<bool> ProxyHandler::writeBody(Exchange& x, bool chunked, std::string_view p
   if (!x.first_body) {
     x.first_body = now;
   } else if (x.fields.stream && x.route) {
-    gatewayMetrics().token_gap.with({x.route->name})->observe(
-        std::chrono::duration<double>(now - x.last_body).count());
+    gatewayMetrics()
+        .token_gap.with({x.route->name})
+        ->observe(std::chrono::duration<double>(now - x.last_body).count());
   }
   x.last_body = now;
   co_return !ec;
@@ -1544,8 +1545,7 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     const std::string_view piece_end = framed ? "\r\n" : "";
     const std::array<asio::const_buffer, 4> buffers{
         asio::buffer(pending_head), asio::buffer(size_line),
-        asio::buffer(piece.data(), piece.size()),
-        asio::buffer(piece_end.data(), piece_end.size())};
+        asio::buffer(piece.data(), piece.size()), asio::buffer(piece_end.data(), piece_end.size())};
     x.client.stream.expires_after(idle_timeout);
     auto [write_ec, written] = co_await asio::async_write(x.client.stream, buffers, kNoThrow);
     x.first_byte = Clock::now();

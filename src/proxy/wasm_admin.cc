@@ -69,12 +69,13 @@ tl::expected<ModuleChange, std::string> readModule(simdjson::dom::element elemen
     const std::string_view key = field.key;
     if (key == "file_path" || key == "wasm_base64") {
       std::string_view text;
-      if (field.value.get(text)) return tl::make_unexpected(fmt::format("{}.{}: expected a string", where, key));
+      if (field.value.get(text))
+        return tl::make_unexpected(fmt::format("{}.{}: expected a string", where, key));
       if (change.bytes) {
         return tl::make_unexpected(where + ": give file_path or wasm_base64, not both");
       }
-      change.bytes = key == "file_path" ? manager.readModuleFile(std::string(text))
-                                        : decodeBase64(text);
+      change.bytes =
+          key == "file_path" ? manager.readModuleFile(std::string(text)) : decodeBase64(text);
       if (!change.bytes) {
         // Outside the roots and missing get the same answer: the API does not probe files.
         return tl::make_unexpected(
@@ -86,8 +87,8 @@ tl::expected<ModuleChange, std::string> readModule(simdjson::dom::element elemen
       continue;
     }
     auto value = simdjson::minify(field.value);
-    auto it = std::find_if(fields.begin(), fields.end(),
-                           [&](const auto& f) { return f.first == key; });
+    auto it =
+        std::find_if(fields.begin(), fields.end(), [&](const auto& f) { return f.first == key; });
     if (it != fields.end()) {
       it->second = std::move(value);
     } else {
@@ -119,8 +120,8 @@ void writeModule(JsonWriter& json, const DeployedModule& module) {
   for (const auto& [key, value] : pluginSettingsFields(s)) {
     if (key == "name") continue;
     if (key == "config" || key == "vm_config") {
-      json.key(key + "_bytes").value(uint64_t{key == "config" ? s.configuration.size()
-                                                              : s.vm_configuration.size()});
+      json.key(key + "_bytes")
+          .value(uint64_t{key == "config" ? s.configuration.size() : s.vm_configuration.size()});
       continue;
     }
     json.key(key).raw(value);
@@ -168,8 +169,9 @@ AdminResponse deploy(ControlPlane& control, PluginManager& manager, const AdminR
   simdjson::dom::parser parser;
   simdjson::dom::element root;
   if (parser.parse(request.body).get(root) || !root.is_object()) {
-    return errorResponse(400, "expected a JSON object {\"modules\": [{\"name\", \"file_path\" or "
-                              "\"wasm_base64\", \"config\", \"attach\", ...}]}");
+    return errorResponse(400,
+                         "expected a JSON object {\"modules\": [{\"name\", \"file_path\" or "
+                         "\"wasm_base64\", \"config\", \"attach\", ...}]}");
   }
   // {"modules": [...]}, or one module on its own.
   std::vector<simdjson::dom::element> elements;
@@ -191,7 +193,8 @@ AdminResponse deploy(ControlPlane& control, PluginManager& manager, const AdminR
     auto change = readModule(elements[i], fmt::format("modules[{}]", i), nullptr, manager);
     if (!change) return errorResponse(400, change.error());
     if (!change->bytes) {
-      return errorResponse(400, fmt::format("modules[{}]: file_path or wasm_base64 is required", i));
+      return errorResponse(400,
+                           fmt::format("modules[{}]: file_path or wasm_base64 is required", i));
     }
     changes.push_back(std::move(*change));
   }
@@ -202,8 +205,8 @@ AdminResponse deploy(ControlPlane& control, PluginManager& manager, const AdminR
   JsonWriter json(response.body);
   json.beginObject().key("modules").beginArray();
   for (const auto* module : *deployed) {
-    spdlog::info("admin: plugin {} deployed as {} (sha256 {})", module->settings.name,
-                 module->uuid, module->sha256);
+    spdlog::info("admin: plugin {} deployed as {} (sha256 {})", module->settings.name, module->uuid,
+                 module->sha256);
     json.beginObject();
     json.key("uuid").value(module->uuid);
     json.key("name").value(module->settings.name);
@@ -218,12 +221,14 @@ AdminResponse deploy(ControlPlane& control, PluginManager& manager, const AdminR
 AdminResponse replace(ControlPlane& control, PluginManager& manager, const std::string& uuid,
                       const AdminRequest& request) {
   const auto* current = manager.find(uuid);
-  if (current == nullptr) return errorResponse(404, fmt::format("no module with uuid \"{}\"", uuid));
+  if (current == nullptr)
+    return errorResponse(404, fmt::format("no module with uuid \"{}\"", uuid));
   simdjson::dom::parser parser;
   simdjson::dom::element root;
   if (parser.parse(request.body).get(root) || !root.is_object()) {
-    return errorResponse(400, "expected a JSON object with the fields to change (\"config\", "
-                              "\"file_path\" or \"wasm_base64\", \"attach\", ...)");
+    return errorResponse(400,
+                         "expected a JSON object with the fields to change (\"config\", "
+                         "\"file_path\" or \"wasm_base64\", \"attach\", ...)");
   }
   auto change = readModule(root, "module", current, manager);
   if (!change) return errorResponse(400, change.error());
@@ -295,7 +300,8 @@ void appendPluginMetrics(const wasm::PluginSet* set, std::string& out) {
     labels += '"';
     rows.push_back({std::move(labels), plugin->stats().totals()});
   }
-  auto counter = [&](const char* name, const char* help, uint64_t wasm::PluginStats::Totals::*field) {
+  auto counter = [&](const char* name, const char* help,
+                     uint64_t wasm::PluginStats::Totals::*field) {
     fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} counter\n", name, help, name);
     for (const auto& row : rows) {
       fmt::format_to(std::back_inserter(out), "{}{{{}}} {}\n", name, row.labels, row.totals.*field);
@@ -313,15 +319,17 @@ void appendPluginMetrics(const wasm::PluginSet* set, std::string& out) {
   counter("sluice_wasm_modifications_total",
           "Changes a plugin made to headers, bodies or properties.", &T::modifications);
   const char* histogram = "sluice_wasm_callback_seconds";
-  fmt::format_to(std::back_inserter(out), "# HELP {} Time spent in one plugin callback.\n# TYPE {} histogram\n",
-                 histogram, histogram);
+  fmt::format_to(std::back_inserter(out),
+                 "# HELP {} Time spent in one plugin callback.\n# TYPE {} histogram\n", histogram,
+                 histogram);
   for (const auto& row : rows) {
     uint64_t cumulative = 0;
     for (size_t i = 0; i < row.totals.buckets.size(); ++i) {
       cumulative += row.totals.buckets[i];
-      const auto le = i < wasm::kCallbackBucketsNs.size()
-                          ? fmt::format("{}", static_cast<double>(wasm::kCallbackBucketsNs[i]) / 1e9)
-                          : std::string("+Inf");
+      const auto le =
+          i < wasm::kCallbackBucketsNs.size()
+              ? fmt::format("{}", static_cast<double>(wasm::kCallbackBucketsNs[i]) / 1e9)
+              : std::string("+Inf");
       fmt::format_to(std::back_inserter(out), "{}_bucket{{{},le=\"{}\"}} {}\n", histogram,
                      row.labels, le, cumulative);
     }

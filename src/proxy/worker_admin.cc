@@ -158,14 +158,13 @@ AdminResponse health(const GatewayState& state) {
   }
   route_json.endArray();
   json.beginObject();
-  json.key("status").value(!all_served                        ? "unavailable"
+  json.key("status").value(!all_served                       ? "unavailable"
                            : available_endpoints < endpoints ? "degraded"
                                                              : "ok");
   json.key("endpoints").beginObject();
-  for (auto wanted : {routing::EndpointHealth::State::kHealthy,
-                      routing::EndpointHealth::State::kUnhealthy,
-                      routing::EndpointHealth::State::kOpen,
-                      routing::EndpointHealth::State::kHalfOpen}) {
+  for (auto wanted :
+       {routing::EndpointHealth::State::kHealthy, routing::EndpointHealth::State::kUnhealthy,
+        routing::EndpointHealth::State::kOpen, routing::EndpointHealth::State::kHalfOpen}) {
     uint64_t count = 0;
     for (const auto& list : state.endpoints) {
       for (const auto& endpoint : list) count += endpoint->health.state(now) == wanted;

@@ -21,9 +21,10 @@ struct ControlPlane {
 
 // Builds the snapshot of `config` (with `keys` and `plugins`; null: the current ones), keeping
 // what the current one has at run time, and publishes it to every worker thread.
-tl::expected<void, std::string> applyState(ControlPlane& control, config::Config config,
-                                           std::shared_ptr<const keys::KeySet> keys = nullptr,
-                                           std::shared_ptr<const wasm::PluginSet> plugins = nullptr);
+tl::expected<void, std::string> applyState(
+    ControlPlane& control, config::Config config,
+    std::shared_ptr<const keys::KeySet> keys = nullptr,
+    std::shared_ptr<const wasm::PluginSet> plugins = nullptr);
 
 // Saves `records` to state_dir (when configured), then publishes them; a change that could not
 // be made durable is not made.

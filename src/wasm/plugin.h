@@ -101,16 +101,16 @@ struct StreamData {
   bool response_body_changed = false;
 
   std::optional<LocalResponse> local_response;
-  std::vector<HttpCallRequest> http_calls;          // issued during the last callback
-  const HttpCallResponse* call_response = nullptr;  // during proxy_on_http_call_response
-  std::vector<RedisCallRequest> redis_calls;        // issued during the last callback
+  std::vector<HttpCallRequest> http_calls;            // issued during the last callback
+  const HttpCallResponse* call_response = nullptr;    // during proxy_on_http_call_response
+  std::vector<RedisCallRequest> redis_calls;          // issued during the last callback
   const RedisCallResponse* redis_response = nullptr;  // during proxy_on_redis_call_response
   // The route's endpoints, filled by the gateway before the request plugins run, and the one a
   // plugin asked for (proxy_set_upstream_override_host): the address or id of one of them.
   std::vector<UpstreamHost> upstream_hosts;
   std::string upstream_override;
-  bool continue_requested = false;                  // proxy_continue_stream during a callback
-  bool close_requested = false;                     // proxy_close_stream
+  bool continue_requested = false;  // proxy_continue_stream during a callback
+  bool close_requested = false;     // proxy_close_stream
 
   // Read-only facts for properties.
   std::string request_id;
@@ -286,7 +286,7 @@ class PluginInstance {
   StreamData* stream_ = nullptr;    // the request being served by the running callback
   uint32_t next_call_token_ = 1;
   uint32_t redis_timeout_ms_ = 1000;  // proxy_redis_init's timeout for later calls
-  std::string allocator_;  // "malloc" or "proxy_on_memory_allocate"
+  std::string allocator_;             // "malloc" or "proxy_on_memory_allocate"
 
   uint32_t tick_period_ms_ = 0;
   std::chrono::steady_clock::time_point next_tick_{};

@@ -40,9 +40,10 @@ uint64_t PluginStats::Totals::quantileNs(double q) const {
     }
     const double lower = i == 0 ? 0.0 : static_cast<double>(kCallbackBucketsNs[i - 1]);
     // The open last bucket ends at the largest time seen.
-    const double upper = i < kCallbackBucketsNs.size()
-                             ? static_cast<double>(kCallbackBucketsNs[i])
-                             : static_cast<double>(std::max<uint64_t>(max_ns, kCallbackBucketsNs.back()));
+    const double upper =
+        i < kCallbackBucketsNs.size()
+            ? static_cast<double>(kCallbackBucketsNs[i])
+            : static_cast<double>(std::max<uint64_t>(max_ns, kCallbackBucketsNs.back()));
     const double within = (rank - static_cast<double>(seen)) / static_cast<double>(buckets[i]);
     return std::min<uint64_t>(static_cast<uint64_t>(lower + within * (upper - lower)),
                               std::max(max_ns, uint64_t{1}));

@@ -12,7 +12,7 @@ namespace sluice::wasm {
 
 // Upper bounds of the callback-time histogram, in nanoseconds (the last bucket is +Inf).
 inline constexpr std::array<uint64_t, 16> kCallbackBucketsNs = {
-    1'000,     2'500,     5'000,      10'000,     25'000,     50'000,      100'000,    250'000,
+    1'000,   2'500,     5'000,     10'000,    25'000,     50'000,     100'000,     250'000,
     500'000, 1'000'000, 2'500'000, 5'000'000, 10'000'000, 25'000'000, 100'000'000, 1'000'000'000};
 
 class PluginStats {

@@ -64,8 +64,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto memory = h.instance->guestMemory(0, prefix)) std::memcpy(memory->data(), data, prefix);
 
   StreamData stream;
-  stream.request_headers = {{":method", "POST"}, {":path", "/v1/chat/completions"},
-                            {"content-type", "application/json"}, {"authorization", "secret"}};
+  stream.request_headers = {{":method", "POST"},
+                            {":path", "/v1/chat/completions"},
+                            {"content-type", "application/json"},
+                            {"authorization", "secret"}};
   stream.response_headers = {{":status", "200"}};
   stream.request_body = "{\"model\":\"m\"}";
   stream.response_body = "data: {}\n\n";
@@ -90,7 +92,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       stream.response_body.size() > limits.max_body_bytes) {
     __builtin_trap();
   }
-  if (stream.local_response && stream.local_response->body.size() > limits.max_local_response_bytes) {
+  if (stream.local_response &&
+      stream.local_response->body.size() > limits.max_local_response_bytes) {
     __builtin_trap();
   }
   for (const auto& [name, value] : stream.request_headers) {

@@ -1,7 +1,6 @@
 // HTTP/1.1 requests as the client listener reads them (Beast's parser with the gateway's header
 // and body limits), then the routing fields and the prompt text of the body.
 #include <boost/beast/http.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <string>

@@ -232,8 +232,8 @@ limits: {redis: "redis://127.0.0.1:6379"}
   ASSERT_TRUE(config) << config.error();
   EXPECT_EQ(config->wasm.redis, "unix:///r.sock");
 
-  config = parseConfig(std::string(kBase) + "wasm: {module_roots: [relative], redis: x}\n",
-                       "f.yaml");
+  config =
+      parseConfig(std::string(kBase) + "wasm: {module_roots: [relative], redis: x}\n", "f.yaml");
   ASSERT_FALSE(config);
   EXPECT_NE(config.error().find("wasm.module_roots: \"relative\" is not an absolute path"),
             std::string::npos)

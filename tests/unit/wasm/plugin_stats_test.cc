@@ -37,7 +37,7 @@ TEST(PluginStats, CountsFromManyThreadsAddUp) {
 
 TEST(PluginStats, QuantilesFollowTheBuckets) {
   PluginStats stats;
-  EXPECT_EQ(stats.totals().quantileNs(0.99), 0u);  // nothing measured
+  EXPECT_EQ(stats.totals().quantileNs(0.99), 0u);   // nothing measured
   for (int i = 0; i < 990; ++i) stats.call(800);    // bucket <= 1 us
   for (int i = 0; i < 10; ++i) stats.call(40'000);  // bucket (25 us, 50 us]
   const auto t = stats.totals();
