@@ -1098,6 +1098,8 @@ Task<bool> ProxyHandler::filterUpstreams(Exchange& x, const RoutePool& pool,
                    serves(providers[worker.provider_index], x.capability),
         .outstanding = workers[i].load(),
         .cache_match = matches[i],
+        .rejected = {},
+        .rejected_by = {},
     });
   }
   stream.properties["ai.route"] = x.route->name;
