@@ -254,8 +254,12 @@ describe('memory bomb', { timeout: 60_000 }, () => {
       memories.some((m) => m >= 8 * MiB),
       `the bomb did not grow its memory (linear memories: ${described})`,
     );
-    for (const size of memories) {
-      assert.ok(size <= 16 * MiB, `a linear memory exceeds max_memory_mb 16: ${described}`);
+    // Under AddressSanitizer its allocator's own regions look like linear memories in the maps
+    // (the cap is also checked by the engine's unit tests, which need no maps).
+    if (!process.env.SLUICE_SANITIZED) {
+      for (const size of memories) {
+        assert.ok(size <= 16 * MiB, `a linear memory exceeds max_memory_mb 16: ${described}`);
+      }
     }
     await assertStillServing(gw);
   });
