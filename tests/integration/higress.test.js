@@ -4,8 +4,6 @@
 // default, 503 when configured closed, never a hang), and test_higress: the start-up calls of
 // Higress's Go SDK, the route's endpoints (proxy_get_upstream_hosts) and the override host.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 
@@ -19,6 +17,7 @@ import {
   startMock,
   waitFor,
 } from './lib/harness.js';
+import { redisCommand, startRedis } from './lib/redis.js';
 
 const PLUGIN_DIR = process.env.SLUICE_PLUGIN_DIR || path.join(REPO, 'build', 'plugins');
 const plugin = (name) => path.join(PLUGIN_DIR, `${name}.wasm`);
@@ -36,67 +35,7 @@ function today() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// redis-server, as in limits.test.js.
-
-const redisServers = new Set();
-after(() => {
-  for (const r of redisServers) r.kill('SIGKILL');
-});
-process.on('exit', () => {
-  for (const r of redisServers) r.kill('SIGKILL');
-});
-
-function redisCommand(port, ...args) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let reply = '';
-    const timer = setTimeout(() => socket.destroy(new Error('redis command timed out')), 1000);
-    socket.on('connect', () => {
-      let text = `*${args.length}\r\n`;
-      for (const a of args) text += `$${Buffer.byteLength(a)}\r\n${a}\r\n`;
-      socket.write(text);
-    });
-    socket.on('data', (d) => {
-      reply += d.toString();
-      // A bulk string ends after its second CRLF; the rest after the first.
-      const complete = reply.startsWith('$') && !reply.startsWith('$-1')
-        ? reply.split('\r\n').length >= 3
-        : reply.endsWith('\r\n');
-      if (complete) {
-        clearTimeout(timer);
-        socket.destroy();
-        resolve(reply);
-      }
-    });
-    socket.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-}
-
-async function startRedis(port) {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  redisServers.add(child);
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  child.on('exit', () => redisServers.delete(child));
-  await waitFor(async () => (await redisCommand(port, 'PING')) === '+PONG\r\n', {
-    timeoutMs: 5000,
-    what: `redis-server on port ${port}`,
-  });
-  return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    async kill() {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
+// Redis: tests/integration/lib/redis.js.
 
 // The counter's value as a number (0 when the key does not exist).
 async function counter(redis, key) {

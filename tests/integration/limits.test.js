@@ -4,9 +4,7 @@
 // (fail open or closed while Redis is down, enforced again once it is back).
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import {
@@ -21,6 +19,7 @@ import {
   startMock,
   waitFor,
 } from './lib/harness.js';
+import { redisCommand, startRedis } from './lib/redis.js';
 
 const TEAM_KEY = 'sk-team-0123456789abcdef';
 const OTHER_KEY = 'sk-other-0123456789abcdef';
@@ -114,68 +113,7 @@ async function nthLine(gateway, keyId, count) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Redis servers for the shared limits.
-
-const redisServers = new Set();
-after(() => {
-  for (const r of redisServers) r.kill('SIGKILL');
-});
-process.on('exit', () => {
-  for (const r of redisServers) r.kill('SIGKILL');
-});
-
-// One RESP command over a fresh connection; resolves with the raw reply text.
-function redisCommand(port, ...args) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let reply = '';
-    const timer = setTimeout(() => socket.destroy(new Error('redis command timed out')), 1000);
-    socket.on('connect', () => {
-      let text = `*${args.length}\r\n`;
-      for (const a of args) text += `$${Buffer.byteLength(a)}\r\n${a}\r\n`;
-      socket.write(text);
-    });
-    socket.on('data', (d) => {
-      reply += d.toString();
-      if (reply.endsWith('\r\n')) {
-        clearTimeout(timer);
-        socket.destroy();
-        resolve(reply);
-      }
-    });
-    socket.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-}
-
-async function startRedis(port) {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  redisServers.add(child);
-  let output = '';
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  child.on('exit', () => redisServers.delete(child));
-  await waitFor(async () => (await redisCommand(port, 'PING')) === '+PONG\r\n', {
-    timeoutMs: 5000,
-    what: `redis-server on port ${port}`,
-  }).catch((err) => {
-    throw new Error(`${err.message}\n--- redis-server output ---\n${output}`);
-  });
-  return {
-    port,
-    async kill() {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
+// Redis: tests/integration/lib/redis.js.
 
 // ---------------------------------------------------------------------------------------------
 
