@@ -12,12 +12,13 @@ JOBS="${JOBS:-$(nproc)}"
 TARGETS=(http_request sse_stream translate config host_calls)
 
 if [[ ! -f "$BUILD/CMakeCache.txt" ]]; then
-  # Release (no -g): clang 14 fails on some coroutine code with debug info ("Cannot represent a
-  # difference across sections").
+  # Debian's clang 14 cannot yet assemble src/http/upstream_pool.cc (coroutines) under
+  # libFuzzer's instrumentation ("Cannot represent a difference across sections"), so targets
+  # that link it (http_request, sse_stream, host_calls) fail to build: see README.
   cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang \
     -DCMAKE_CXX_COMPILER=clang++ -DSLUICE_FUZZ=ON >/dev/null
 fi
-cmake --build "$BUILD" -j"$JOBS" --target fuzz_targets
+cmake --build "$BUILD" -j"$JOBS" --target fuzz_targets || true
 
 # V8 turns out-of-bounds wasm accesses into traps with its own SIGSEGV handler; ASan must let
 # it. Leaks are not checked: V8 keeps its isolates' memory to the end of the process.
@@ -26,6 +27,11 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 failed=0
 printf '%-14s %12s %10s %s\n' target inputs corpus result
 for target in "${TARGETS[@]}"; do
+  if [[ ! -x "$BUILD/tests/fuzz/fuzz_$target" ]]; then
+    printf '%-14s %12s %10s %s\n' "$target" - - "NOT BUILT"
+    failed=1
+    continue
+  fi
   corpus="$BUILD/corpus/$target"
   crashes="$BUILD/crashes/$target"
   mkdir -p "$corpus" "$crashes"
