@@ -44,7 +44,7 @@ for target in "${TARGETS[@]}"; do
     result="FAILED (see $log and $crashes)"
     failed=1
   fi
-  runs=$(awk -F: '/stat::number_of_executed_units/ {gsub(/ /, "", $2); print $2}' "$log" | tail -1)
+  runs=$(awk '/stat::number_of_executed_units/ {print $NF}' "$log" | tail -1)
   size=$(find "$corpus" -type f | wc -l)
   printf '%-14s %12s %10s %s\n' "$target" "${runs:-?}" "$size" "$result"
   if [[ $failed -ne 0 && "$result" != ok ]]; then tail -40 "$log" >&2; fi
