@@ -9,6 +9,7 @@
 #include <iterator>
 #include <thread>
 
+#include "probe_fixture.h"
 #include "wasm/header_map.h"
 #include "wasm/plugin.h"
 #include "wasm/shared_state.h"
@@ -18,16 +19,7 @@ namespace {
 
 using abi::Status;
 
-constexpr uint32_t kIn = 1024;         // test inputs
-constexpr uint32_t kOut = 512;         // out-pointer slots (ptr at kOut, size at kOut + 4)
-constexpr uint32_t kFar = 0x7fff0000;  // far outside the 128 KiB memory
-
-std::vector<uint8_t> readModule(const std::string& name) {
-  std::ifstream file(std::string(SLUICE_WASM_DIR) + "/" + name, std::ios::binary);
-  return {std::istreambuf_iterator<char>(file), {}};
-}
-
-class AbiTest : public ::testing::Test {
+class AbiTest : public ProbeFixture {
  protected:
   void SetUp() override {
     settings_.name = "probe";
@@ -52,38 +44,7 @@ class AbiTest : public ::testing::Test {
     stream_.request_id = "req-1";
   }
 
-  // Writes bytes at kIn (+ offset); returns the address.
-  uint32_t put(std::string_view bytes, uint32_t offset = 0) {
-    auto span = instance_->guestMemory(kIn + offset, bytes.size());
-    EXPECT_TRUE(span);
-    std::memcpy(span->data(), bytes.data(), bytes.size());
-    return kIn + offset;
-  }
-  uint32_t u32At(uint32_t address) {
-    auto span = instance_->guestMemory(address, 4);
-    uint32_t value = 0;
-    std::memcpy(&value, span->data(), 4);
-    return value;
-  }
-  // The (ptr, size) the host wrote to the out slots, as bytes.
-  std::string returned() {
-    const auto ptr = u32At(kOut);
-    const auto size = u32At(kOut + 4);
-    if (size == 0) return {};
-    auto span = instance_->guestMemory(ptr, size);
-    return std::string(reinterpret_cast<const char*>(span->data()), size);
-  }
-  Status call(std::string_view function, std::initializer_list<RawVal> args) {
-    std::vector<RawVal> full = {2};  // context id
-    full.insert(full.end(), args.begin(), args.end());
-    auto outcome = instance_->callExport(function, &stream_, full);
-    EXPECT_TRUE(outcome.ok) << outcome.error;
-    return static_cast<Status>(outcome.value);
-  }
-
   config::Plugin settings_;
-  std::unique_ptr<PluginInstance> instance_;
-  StreamData stream_;
   std::vector<std::string> logged_;
 };
 

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "probe_fixture.h"
 #include "wasm/header_map.h"
 #include "wasm/plugin.h"
 
@@ -17,16 +18,7 @@ namespace {
 
 using abi::Status;
 
-constexpr uint32_t kIn = 1024;
-constexpr uint32_t kOut = 512;
-constexpr uint32_t kFar = 0x7fff0000;
-
-std::vector<uint8_t> readModule(const std::string& name) {
-  std::ifstream file(std::string(SLUICE_WASM_DIR) + "/" + name, std::ios::binary);
-  return {std::istreambuf_iterator<char>(file), {}};
-}
-
-class HigressTest : public ::testing::Test {
+class HigressTest : public ProbeFixture {
  protected:
   void start(bool redis) {
     settings_.name = "higress";
@@ -41,33 +33,6 @@ class HigressTest : public ::testing::Test {
     auto started = instance_->start();
     ASSERT_TRUE(started) << started.error();
   }
-  uint32_t put(std::string_view bytes, uint32_t offset = 0) {
-    auto span = instance_->guestMemory(kIn + offset, bytes.size());
-    EXPECT_TRUE(span);
-    std::memcpy(span->data(), bytes.data(), bytes.size());
-    return kIn + offset;
-  }
-  uint32_t u32At(uint32_t address) {
-    auto span = instance_->guestMemory(address, 4);
-    uint32_t value = 0;
-    std::memcpy(&value, span->data(), 4);
-    return value;
-  }
-  std::string returned() {
-    const auto ptr = u32At(kOut);
-    const auto size = u32At(kOut + 4);
-    if (size == 0) return {};
-    auto span = instance_->guestMemory(ptr, size);
-    return std::string(reinterpret_cast<const char*>(span->data()), size);
-  }
-  Status call(std::string_view function, std::initializer_list<RawVal> args,
-              StreamData* stream = nullptr) {
-    std::vector<RawVal> full = {2};
-    full.insert(full.end(), args.begin(), args.end());
-    auto outcome = instance_->callExport(function, stream ? stream : &stream_, full);
-    EXPECT_TRUE(outcome.ok) << outcome.error;
-    return static_cast<Status>(outcome.value);
-  }
   Status redisCall(std::string_view query) {
     const auto cluster = put("outbound|6379||redis.static");
     const auto q = put(query, 64);
@@ -76,8 +41,6 @@ class HigressTest : public ::testing::Test {
 
   config::Plugin settings_;
   std::shared_ptr<const Plugin> plugin_;
-  std::unique_ptr<PluginInstance> instance_;
-  StreamData stream_;
 };
 
 TEST_F(HigressTest, ModuleIsRecognisedAsAbi0_2_100) {
