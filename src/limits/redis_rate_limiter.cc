@@ -175,6 +175,19 @@ RedisRateLimiter::RedisRateLimiter(ClientForThread client_for_thread, RedisLimit
       admit_script_(std::string(kPrelude) + std::string(kAdmitScript)),
       settle_script_(std::string(kPrelude) + std::string(kSettleScript)) {}
 
+Task<redis::RedisResult> RedisRateLimiter::run(const redis::RedisScript& script,
+                                               const std::vector<std::string>& keys,
+                                               const std::vector<std::string>& args) {
+  // Views and spans are named before co_await (GCC 12 and temporaries in coroutine calls).
+  const auto key_views = viewsOf(keys);
+  const auto arg_views = viewsOf(args);
+  const std::span<const std::string_view> key_span(key_views);
+  const std::span<const std::string_view> arg_span(arg_views);
+  const std::optional<std::chrono::milliseconds> timeout = options_.timeout;
+  redis::RedisClient& client = client_for_thread_();
+  co_return co_await client.evalsha(script, key_span, arg_span, timeout);
+}
+
 Task<Decision> RedisRateLimiter::admit(const AdmitRequest& request) {
   const size_t count = request.limits.size();
   std::vector<std::string> keys;
@@ -194,14 +207,7 @@ Task<Decision> RedisRateLimiter::admit(const AdmitRequest& request) {
   decision.statuses.resize(count);
   if (keys.empty()) co_return decision;
 
-  const auto key_views = viewsOf(keys);
-  const auto arg_views = viewsOf(args);
-  const std::span<const std::string_view> key_span(key_views);
-  const std::span<const std::string_view> arg_span(arg_views);
-  const std::optional<std::chrono::milliseconds> timeout = options_.timeout;
-  redis::RedisClient& client = client_for_thread_();
-  const redis::RedisResult result =
-      co_await client.evalsha(admit_script_, key_span, arg_span, timeout);
+  const redis::RedisResult result = co_await run(admit_script_, keys, args);
 
   const std::string problem = problemWith(result, 1 + kAdmitValuesPerRule * keys.size());
   if (!problem.empty()) {
@@ -255,14 +261,7 @@ Task<void> RedisRateLimiter::settle(Reservation reservation, uint64_t actual_tok
     args.push_back(std::to_string(charge.day));
   }
 
-  const auto key_views = viewsOf(keys);
-  const auto arg_views = viewsOf(args);
-  const std::span<const std::string_view> key_span(key_views);
-  const std::span<const std::string_view> arg_span(arg_views);
-  const std::optional<std::chrono::milliseconds> timeout = options_.timeout;
-  redis::RedisClient& client = client_for_thread_();
-  const redis::RedisResult result =
-      co_await client.evalsha(settle_script_, key_span, arg_span, timeout);
+  const redis::RedisResult result = co_await run(settle_script_, keys, args);
 
   std::string problem;
   if (!result) {

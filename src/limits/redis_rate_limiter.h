@@ -18,6 +18,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "limits/rate_limiter.h"
 #include "redis/redis_client.h"
@@ -60,6 +61,10 @@ class RedisRateLimiter final : public RateLimiter {
   // Redis is down so that its return is logged once.
   void noteFailure(std::string_view operation, std::string_view cause);
   void noteSuccess();
+  // Runs `script` on this thread's Redis client with the limiter's timeout.
+  Task<redis::RedisResult> run(const redis::RedisScript& script,
+                               const std::vector<std::string>& keys,
+                               const std::vector<std::string>& args);
 
   ClientForThread client_for_thread_;
   RedisLimiterOptions options_;
