@@ -498,9 +498,12 @@ int runGateway(const config::Config& config) {
   // The control thread (this one): signals, active health checks, the admin listener.
   asio::io_context main_io;
   asio::signal_set signals(main_io, SIGINT, SIGTERM);
-  ControlPlane control{state, [&workers](std::shared_ptr<const GatewayState> next) {
-                         for (auto& worker : workers) worker.setState(next);
-                       }};
+  ControlPlane control{.current = state,
+                       .publish =
+                           [&workers](std::shared_ptr<const GatewayState> next) {
+                             for (auto& worker : workers) worker.setState(next);
+                           },
+                       .keys_changed = {}};
   HealthChecker health_checker(main_io, [&control] { return control.current; });
   // With Redis, replicas share keys created and revoked through any of them.
   std::unique_ptr<KeySync> key_sync;
