@@ -16,9 +16,8 @@ import {
   startMock,
   writeConfig,
 } from './lib/harness.js';
+import { pluginPath as plugin } from './lib/harness.js';
 
-const PLUGIN_DIR = process.env.SLUICE_PLUGIN_DIR || path.join(REPO, 'build', 'plugins');
-const plugin = (name) => path.join(PLUGIN_DIR, `${name}.wasm`);
 const TOKENS = 3;
 
 function assertStatus(result, status) {

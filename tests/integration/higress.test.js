@@ -17,10 +17,9 @@ import {
   startMock,
   waitFor,
 } from './lib/harness.js';
+import { pluginPath as plugin } from './lib/harness.js';
 import { redisCommand, startRedis } from './lib/redis.js';
 
-const PLUGIN_DIR = process.env.SLUICE_PLUGIN_DIR || path.join(REPO, 'build', 'plugins');
-const plugin = (name) => path.join(PLUGIN_DIR, `${name}.wasm`);
 
 const TEAM_KEY = 'sk-team-0123456789abcdef';
 const CHAT = { model: 'gpt-test', messages: [{ role: 'user', content: 'hi' }] };

@@ -24,9 +24,8 @@ import {
   startMock,
   waitFor,
 } from './lib/harness.js';
+import { pluginPath as plugin } from './lib/harness.js';
 
-const PLUGIN_DIR = process.env.SLUICE_PLUGIN_DIR || path.join(REPO, 'build', 'plugins');
-const plugin = (name) => path.join(PLUGIN_DIR, `${name}.wasm`);
 
 const CHAT = { messages: [{ role: 'user', content: 'hi' }] };
 const TOKENS = 5;

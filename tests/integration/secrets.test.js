@@ -18,8 +18,8 @@ import {
   startGateway,
   startMock,
 } from './lib/harness.js';
+import { PLUGIN_DIR } from './lib/harness.js';
 
-const PLUGIN_DIR = process.env.SLUICE_PLUGIN_DIR || path.join(REPO, 'build', 'plugins');
 const TEST_WASM_DIR = process.env.SLUICE_TEST_WASM_DIR || path.join(REPO, 'build', 'tests', 'wasm');
 
 // Each secret has a random part the grep looks for, so that a secret written in another form

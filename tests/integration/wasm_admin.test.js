@@ -18,9 +18,9 @@ import {
   startGateway,
   startMock,
 } from './lib/harness.js';
+import { PLUGIN_DIR } from './lib/harness.js';
 import { parsePrometheus } from './lib/prometheus.js';
 
-const PLUGIN_DIR = process.env.SLUICE_PLUGIN_DIR || path.join(REPO, 'build', 'plugins');
 const TEST_WASM_DIR = process.env.SLUICE_TEST_WASM_DIR || path.join(REPO, 'build', 'tests', 'wasm');
 const ADMIN = 'admin-token-for-wasm-0123456789';
 

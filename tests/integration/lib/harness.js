@@ -14,6 +14,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const SLUICE_BIN = process.env.SLUICE_BIN || path.join(REPO, 'build', 'sluice');
+// The example and test plugins (built by examples/plugins), and the path of one of them.
+export const PLUGIN_DIR = process.env.SLUICE_PLUGIN_DIR || path.join(REPO, 'build', 'plugins');
+export const pluginPath = (name) => path.join(PLUGIN_DIR, `${name}.wasm`);
 
 // How long a process gets to start listening before the test gives up.
 const START_TIMEOUT_MS = 10_000;
