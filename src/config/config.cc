@@ -530,6 +530,19 @@ void readAdmin(Reader& reader, const YAML::Node& node, Admin& admin) {
   }
 }
 
+void readListenerTls(Reader& reader, const YAML::Node& node, ListenerTls& tls) {
+  if (!node.IsMap()) return reader.error(node, "tls", "expected a mapping (cert, key)");
+  reader.allowKeys(node, "tls", {"cert", "key"});
+  for (auto [name, out] : {std::pair{"cert", &tls.cert_file}, std::pair{"key", &tls.key_file}}) {
+    const auto path = fmt::format("tls.{}", name);
+    if (!node[name]) {
+      reader.error(node, path, "required: a PEM file (tls needs both cert and key)");
+    } else if (reader.string(node[name], path, *out) && !std::ifstream(*out).good()) {
+      reader.error(node[name], path, fmt::format("cannot read \"{}\"", *out));
+    }
+  }
+}
+
 void readWasm(Reader& reader, const YAML::Node& node, WasmSettings& wasm) {
   if (!node.IsMap()) return reader.error(node, "wasm", "expected a mapping (module_roots, redis)");
   reader.allowKeys(node, "wasm", {"module_roots", "redis"});
@@ -1027,7 +1040,7 @@ tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string
   }
   reader.allowKeys(root, "",
                    {"listen", "threads", "providers", "routes", "plugins", "limits", "timeouts",
-                    "admin", "keys", "state_dir", "access_log", "log_level", "wasm"});
+                    "admin", "keys", "state_dir", "access_log", "log_level", "wasm", "tls"});
 
   if (root["listen"]) {
     std::string listen;
@@ -1037,6 +1050,7 @@ tl::expected<Config, std::string> parseConfig(std::string_view yaml, std::string
                    fmt::format("expected host:port like 127.0.0.1:8080, got \"{}\"", listen));
     }
   }
+  if (root["tls"]) readListenerTls(reader, root["tls"], config.tls);
   if (root["threads"]) reader.integer<int>(root["threads"], "threads", config.threads, 0, 1024);
   if (config.threads == 0) config.threads = std::max(1u, std::thread::hardware_concurrency());
 

@@ -119,6 +119,14 @@ struct Admin {
   std::string token;  // secret: never logged
 };
 
+// TLS on the client listener: off unless both files are given (PEM; the certificate file may
+// hold the chain). Loaded at start.
+struct ListenerTls {
+  std::string cert_file;
+  std::string key_file;  // secret: never logged (only its path is)
+  bool enabled() const { return !cert_file.empty(); }
+};
+
 // A client API key (virtual key). The secret is only kept until the gateway hashes it.
 struct ClientKey {
   std::string id;
@@ -195,6 +203,7 @@ struct Config {
   std::string source;  // file name, for messages
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8080;
+  ListenerTls tls;
   int threads = 0;  // 0: one per core
   std::vector<Provider> providers;
   std::vector<Route> routes;

@@ -9,49 +9,9 @@
 
 #include "config/config.h"
 #include "http/asio.h"
+#include "http/byte_stream.h"
 
 namespace sluice::http {
-
-// The byte stream to an upstream: TLS over TCP for https endpoints, plain TCP otherwise,
-// behind one type so that the HTTP code above (Beast's algorithms) is written once.
-// Timeouts and the socket always belong to the TCP layer.
-class UpstreamStream {
- public:
-  using executor_type = asio::any_io_executor;
-  using TlsStream = beast::ssl_stream<beast::tcp_stream>;
-
-  explicit UpstreamStream(const asio::any_io_executor& executor) : tcp_(executor) {}
-
-  executor_type get_executor() { return tcp_.get_executor(); }
-  beast::tcp_stream& tcp() { return tls_ ? tls_->next_layer() : tcp_; }
-  tcp::socket& socket() { return tcp().socket(); }
-  template <typename Duration>
-  void expires_after(Duration duration) {
-    tcp().expires_after(duration);
-  }
-  void expires_never() { tcp().expires_never(); }
-
-  // Wraps the connected TCP stream in TLS (before the handshake).
-  TlsStream& startTls(asio::ssl::context& context) {
-    tls_ = std::make_unique<TlsStream>(std::move(tcp_), context);
-    return *tls_;
-  }
-
-  template <typename MutableBuffers, typename Token>
-  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-    if (tls_) return tls_->async_read_some(buffers, std::forward<Token>(token));
-    return tcp_.async_read_some(buffers, std::forward<Token>(token));
-  }
-  template <typename ConstBuffers, typename Token>
-  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
-    if (tls_) return tls_->async_write_some(buffers, std::forward<Token>(token));
-    return tcp_.async_write_some(buffers, std::forward<Token>(token));
-  }
-
- private:
-  beast::tcp_stream tcp_;
-  std::unique_ptr<TlsStream> tls_;
-};
 
 // TLS settings of the upstreams of one provider: a verifying context (system store plus an
 // optional CA file), or, only when configured, one that does not verify.
@@ -79,7 +39,7 @@ struct UpstreamConnection {
   }
 
   static constexpr size_t kReadBytes = 4 * 1024;
-  UpstreamStream stream;
+  ByteStream stream;
   beast::flat_buffer buffer{16 * 1024};  // bounded: response headers + one read
   std::string key;                       // pool key of the endpoint
   bool reused = false;                   // came from the pool (may have been closed by the peer)

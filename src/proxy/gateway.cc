@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "admin/admin_server.h"
+#include "http/listener_tls.h"
 #include "limits/local_rate_limiter.h"
 #include "limits/redis_rate_limiter.h"
 #include "metrics/registry.h"
@@ -34,9 +35,12 @@ namespace {
 // pipeline. Nothing here is touched by another thread except through post().
 class Worker {
  public:
+  // `tls`: the listener's TLS context (shared by all workers; OpenSSL locks only inside
+  // handshakes), or null for plain HTTP.
   Worker(std::shared_ptr<const GatewayState> state, AccessLog& access_log,
-         std::atomic<int>& open_connections)
+         std::atomic<int>& open_connections, asio::ssl::context* tls)
       : state_(std::move(state)),
+        tls_(tls),
         acceptor_(io_),
         pool_(io_.get_executor(), 256, std::chrono::seconds(55)),
         handler_(pool_, access_log),
@@ -181,7 +185,7 @@ class Worker {
     connections_.insert(&client);
     open_connections_.fetch_add(1, std::memory_order_relaxed);
     try {
-      co_await serveRequests(client);
+      if (!tls_ || co_await handshake(client)) co_await serveRequests(client);
     } catch (const std::exception& e) {
       spdlog::error("connection {}: {}", client.peer, e.what());
     }
@@ -189,6 +193,19 @@ class Worker {
     client.stream.close();
     connections_.erase(&client);
     open_connections_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // TLS before the first request when the listener has a certificate, within client_read_ms. A
+  // failed handshake (a plain-HTTP client, an unknown protocol version) closes the connection.
+  Task<bool> handshake(ClientConnection& client) {
+    auto& tls = client.stream.startTls(*tls_);
+    client.idle = true;
+    client.stream.expires_after(std::chrono::milliseconds(state_->config.timeouts.client_read_ms));
+    auto [ec] = co_await tls.async_handshake(asio::ssl::stream_base::server, kNoThrow);
+    client.stream.expires_never();
+    client.idle = false;
+    if (ec) spdlog::debug("TLS handshake with {} failed: {}", client.peer, ec.message());
+    co_return !ec;
   }
 
   Task<void> serveRequests(ClientConnection& client) {
@@ -342,6 +359,7 @@ class Worker {
 
   asio::io_context io_{1};
   std::shared_ptr<const GatewayState> state_;
+  asio::ssl::context* tls_;
   std::shared_ptr<const wasm::PluginSet> plugin_set_;
   std::shared_ptr<wasm::ThreadPlugins> plugins_;
   tcp::acceptor acceptor_;
@@ -480,12 +498,21 @@ int runGateway(const config::Config& config) {
     }
     plugin_redis_address = *address;
   }
+  std::unique_ptr<asio::ssl::context> listener_tls;
+  if (config.tls.enabled()) {
+    auto made = makeListenerTls(config.tls);
+    if (!made) {
+      spdlog::error("{}", made.error());
+      return 1;
+    }
+    listener_tls = std::move(*made);
+  }
   AccessLog access_log(config.access_log);
   std::atomic<int> open_connections{0};
   std::list<Worker> workers;
   try {
     for (int i = 0; i < config.threads; ++i) {
-      auto& worker = workers.emplace_back(state, access_log, open_connections);
+      auto& worker = workers.emplace_back(state, access_log, open_connections, listener_tls.get());
       worker.setLimiter(limiter.get(), redis_address);
       worker.setPluginRedis(plugin_redis_address, config.wasm.redis == config.limits.redis);
       worker.listen(endpoint);
@@ -528,8 +555,8 @@ int runGateway(const config::Config& config) {
   for (auto& worker : workers) worker.start();
   health_checker.start();
   if (key_sync) key_sync->start();
-  spdlog::info("sluice listening on {}:{} with {} threads", config.listen_host, config.listen_port,
-               config.threads);
+  spdlog::info("sluice listening on {}:{} with {} threads{}", config.listen_host,
+               config.listen_port, config.threads, listener_tls ? " (TLS)" : "");
   if (admin_server) {
     spdlog::info("admin API on {}:{}", config.admin.host, admin_server->boundPort());
   }

@@ -1,5 +1,6 @@
 #include "proxy/proxy_handler.h"
 
+#include <poll.h>
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -151,12 +152,17 @@ double millisSince(Clock::time_point start, Clock::time_point end) {
 }
 
 // Waits (without reading) until the client socket is readable: EOF or an error means the
-// client left; bytes mean a pipelined request, which stays in the kernel for the next turn.
+// client left; bytes mean a pipelined request, which stays in the kernel for the next turn,
+// unless the peer has also shut down its side (bytes then FIN: a TLS client's close_notify).
 void watchForDisconnect(const std::shared_ptr<DisconnectWatch>& watch, tcp::socket& socket) {
   socket.async_wait(tcp::socket::wait_read, [watch, &socket](beast::error_code ec) {
     if (!watch->armed) return;  // the request ended; `socket` may be gone
     char byte;
-    const auto n = ec ? 0 : ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    auto n = ec ? 0 : ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+      pollfd hangup{.fd = socket.native_handle(), .events = POLLRDHUP, .revents = 0};
+      if (::poll(&hangup, 1, 0) == 1 && (hangup.revents & (POLLRDHUP | POLLHUP | POLLERR))) n = 0;
+    }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
       watchForDisconnect(watch, socket);
     } else if (n <= 0) {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "http/asio.h"
+#include "http/client_connection.h"
 #include "http/upstream_pool.h"
 #include "limits/rate_limiter.h"
 #include "proxy/access_log.h"

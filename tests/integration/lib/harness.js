@@ -361,13 +361,20 @@ function listenPortOf(config) {
 
 // Starts `sluice run --config FILE` and waits until GET /health answers 200.
 // The result has port, url, stdoutLines (access log lines), stderr, accessLog() (parsed JSON
-// lines), waitForLog(pred), signal(name), stop(), exited.
-export async function startGateway(config, env = {}) {
+// lines), waitForLog(pred), signal(name), stop(), exited. `ca` (PEM text): the config has
+// `tls`, its certificate is for localhost and signed by `ca`; url is then https://localhost.
+export async function startGateway(config, env = {}, { ca } = {}) {
   const port = listenPortOf(config) ?? (await freePort());
   const configPath = writeConfig(config, { port });
   const proc = spawnSluice(['run', '--config', configPath], env);
-  const url = `http://127.0.0.1:${port}`;
-  await waitUntilServing(proc, `${url}/health`, 200, `gateway on port ${port}`);
+  const url = ca ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
+  await waitUntilServing(
+    proc,
+    `${url}/health`,
+    200,
+    `gateway on port ${port}`,
+    ca ? async (u) => (await httpsRequest(u, { ca, timeoutMs: 1000 })).status : undefined,
+  );
 
   const accessLog = () => {
     const entries = [];
