@@ -85,6 +85,8 @@ describe('failing plugins', { timeout: 60_000 }, () => {
         { name: 'trap_closed', models: ['trap-closed'], provider: 'mock' },
         { name: 'trap_open', models: ['trap-open'], provider: 'mock' },
         { name: 'bad_map', models: ['bad-map'], provider: 'mock' },
+        { name: 'deep', models: ['deep'], provider: 'mock' },
+        { name: 'oob', models: ['oob'], provider: 'mock' },
         { name: 'plain', models: ['*'], provider: 'mock' },
       ],
       plugins: [
@@ -109,6 +111,8 @@ describe('failing plugins', { timeout: 60_000 }, () => {
           ...at('trap_open', { failure_policy: 'fail_open' }),
         },
         { name: 'bad_map', path: testModule('bad_header_map'), ...at('bad_map', {}) },
+        { name: 'deep', path: testModule('stack_overflow'), ...at('deep', {}) },
+        { name: 'oob', path: testModule('out_of_bounds'), ...at('oob', {}) },
       ],
     });
   });
@@ -167,6 +171,20 @@ describe('failing plugins', { timeout: 60_000 }, () => {
       Array.from({ length: 4 }, () => chatOnNewConnection(gw, 'bad-map')),
     );
     for (const result of results) assertStatus(result, 200);
+  });
+
+  test('unbounded recursion is a trap at V8\'s stack limit: 503, on both threads', async () => {
+    assertPluginFailed(await chat(gw, 'deep'), 'deep', 'trapped');
+    const results = await Promise.all(
+      Array.from({ length: 4 }, () => chatOnNewConnection(gw, 'deep')),
+    );
+    for (const result of results) assertPluginFailed(result, 'deep', '');
+    await assertStillServing(gw);
+  });
+
+  test('a read outside linear memory is a trap: 503, and the gateway keeps serving', async () => {
+    for (let i = 0; i < 3; i++) assertPluginFailed(await chat(gw, 'oob'), 'oob', 'trapped');
+    await assertStillServing(gw);
   });
 
   test('the failures are logged with the plugin name', () => {
