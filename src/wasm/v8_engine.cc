@@ -201,6 +201,8 @@ std::optional<std::vector<ValType>> hostTypes(const std::vector<WireType>& types
   return out;
 }
 
+constexpr std::string_view kEngineName = "v8";
+
 class V8CompiledModule final : public CompiledModule {
  public:
   V8CompiledModule(v8::CompiledWasmModule compiled, ModuleInfo info)
@@ -213,6 +215,7 @@ class V8CompiledModule final : public CompiledModule {
     }
   }
 
+  std::string_view engine() const override { return kEngineName; }
   const std::vector<ImportDesc>& imports() const override { return imports_; }
   const std::vector<std::string>& functionExports() const override { return function_exports_; }
 
@@ -578,8 +581,10 @@ tl::expected<v8::Local<v8::Object>, std::string> V8Vm::newMemory(v8::Local<v8::C
 tl::expected<void, std::string> V8Vm::instantiate(std::shared_ptr<const CompiledModule> module,
                                                   const std::vector<HostFunction>& imports) {
   if (module_) return tl::unexpected(std::string("the VM is already instantiated"));
-  auto compiled = std::dynamic_pointer_cast<const V8CompiledModule>(module);
-  if (!compiled) return tl::unexpected(std::string("the module was compiled by another engine"));
+  if (!module || module->engine() != kEngineName) {
+    return tl::unexpected(std::string("the module was compiled by another engine"));
+  }
+  auto compiled = std::static_pointer_cast<const V8CompiledModule>(module);
   const ModuleInfo& info = compiled->info();
 
   v8::Isolate::Scope isolate_scope(isolate_);
@@ -793,7 +798,7 @@ CallResult V8Vm::call(std::string_view name, std::span<const RawVal> args) {
 
 class V8Engine final : public WasmEngine {
  public:
-  std::string_view name() const override { return "v8"; }
+  std::string_view name() const override { return kEngineName; }
 
   tl::expected<std::shared_ptr<const CompiledModule>, std::string> compile(
       std::span<const uint8_t> bytes, const EngineLimits& limits) override;

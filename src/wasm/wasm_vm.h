@@ -56,6 +56,9 @@ struct ImportDesc {
 class CompiledModule {
  public:
   virtual ~CompiledModule() = default;
+  // The WasmEngine::name() of the engine that compiled it: a VM takes only its own engine's
+  // modules (checked without RTTI, which V8 is built without).
+  virtual std::string_view engine() const = 0;
   virtual const std::vector<ImportDesc>& imports() const = 0;
   virtual const std::vector<std::string>& functionExports() const = 0;
 };
