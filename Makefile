@@ -23,11 +23,12 @@ run: build
 test: build
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
 
-# The tests again, with the whole tree built under AddressSanitizer + UBSan (build-asan/).
+# The tests again, with the whole tree built by clang under AddressSanitizer + UBSan and
+# libFuzzer's instrumentation (build-asan/), plus each fuzz target for FUZZ_SECONDS (default 20).
 test-asan: deps
 	@scripts/test_asan.sh
 
-# Each fuzz target for FUZZ_SECONDS (default 30) with libFuzzer (clang, build-fuzz/).
+# Only the fuzz targets of that build, for FUZZ_SECONDS each (default 60).
 fuzz: deps
 	@scripts/fuzz.sh
 
