@@ -6,7 +6,7 @@ CONFIG ?= examples/sluice.yaml
 # Keep the output readable: no "Entering directory" lines from the makes CMake runs.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: deps build run test test-asan fuzz bench clean
+.PHONY: deps build run test test-asan fuzz bench soak clean
 
 deps:
 	@scripts/deps.sh
@@ -36,6 +36,12 @@ fuzz: deps
 bench: build
 	@if [ -x bench/run.sh ]; then SLUICE_BIN=$${SLUICE_BIN:-$(BUILD_DIR)/sluice} BENCH_OUT=$${BENCH_OUT:-$(BUILD_DIR)/bench} bench/run.sh $(BENCH_ARGS); \
 	else echo "bench: no benchmark yet (bench/run.sh is missing)"; fi
+
+# SOAK_SECONDS (default 600) of mixed load with workers flapping and plugins replaced; checks
+# for crashes, leaks and requests not accounted for (see README, Testing and hardening).
+soak: build
+	@SLUICE_BIN=$${SLUICE_BIN:-$(BUILD_DIR)/sluice} SLUICE_PLUGIN_DIR=$${SLUICE_PLUGIN_DIR:-$(BUILD_DIR)/plugins} \
+	  SOAK_OUT=$${SOAK_OUT:-$(BUILD_DIR)/soak} node tests/soak/soak.mjs
 
 clean:
 	rm -rf $(BUILD_DIR)
