@@ -29,6 +29,44 @@ namespace sluice::proxy {
 using namespace http;
 using Clock = std::chrono::steady_clock;
 
+namespace {
+
+// Counts a request on its worker (the load policies read) until the worker has sent the whole
+// answer: finish() comes before the last bytes go to the client, so that a client's next request
+// never sees the previous one as still outstanding. `self` points here while it lives.
+class WorkerLoad {
+ public:
+  WorkerLoad(const RoutePool& pool, size_t index, const routing::PickContext& context,
+             WorkerLoad*& self)
+      : pool_(pool), index_(index), self_(self) {
+    pool.workers[index].endpoint->outstanding.fetch_add(1, std::memory_order_relaxed);
+    pool.workers[index].endpoint->requests.fetch_add(1, std::memory_order_relaxed);
+    pool.policy->onStart(index, context);
+    self_ = this;
+  }
+  ~WorkerLoad() {
+    finish();
+    self_ = nullptr;
+  }
+  WorkerLoad(const WorkerLoad&) = delete;
+  WorkerLoad& operator=(const WorkerLoad&) = delete;
+
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    pool_.policy->onFinish(index_);
+    pool_.workers[index_].endpoint->outstanding.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+ private:
+  const RoutePool& pool_;
+  size_t index_;
+  WorkerLoad*& self_;
+  bool finished_ = false;
+};
+
+}  // namespace
+
 // State of one request from arrival to the access-log line.
 struct ProxyHandler::Exchange {
   Exchange(Request& r, ClientConnection& c, std::shared_ptr<const GatewayState> s)
@@ -80,6 +118,7 @@ struct ProxyHandler::Exchange {
   // Workers the plugins' upstream filter rejected, and "<id> <reason>" of each for the error.
   std::vector<const EndpointRuntime*> filtered_out;
   std::string filter_rejections;
+  WorkerLoad* worker_load = nullptr;  // of the attempt running now
 };
 
 namespace {
@@ -87,6 +126,9 @@ namespace {
 constexpr size_t kRelayBufferBytes = 8 * 1024;
 constexpr size_t kMaxPromptBytes = 256 * 1024;          // cache-aware routing looks no further
 constexpr size_t kMaxUsageBodyBytes = 4 * 1024 * 1024;  // larger answers are not metered
+// A non-streamed answer that plugins read is held up to this size, so that it goes out with its
+// length in one write rather than chunked in three (head, body, last chunk).
+constexpr size_t kCoalesceBytes = 64 * 1024;
 
 // Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), plus those the
 // gateway sets itself.
@@ -920,27 +962,6 @@ std::chrono::milliseconds within(Clock::time_point deadline, uint32_t limit_ms) 
   return std::max(std::chrono::milliseconds(1), std::min(limit, left));
 }
 
-// Counts a request on its worker for as long as it runs there (the load policies read).
-class WorkerLoad {
- public:
-  WorkerLoad(const RoutePool& pool, size_t index, const routing::PickContext& context)
-      : pool_(pool), index_(index) {
-    pool.workers[index].endpoint->outstanding.fetch_add(1, std::memory_order_relaxed);
-    pool.workers[index].endpoint->requests.fetch_add(1, std::memory_order_relaxed);
-    pool.policy->onStart(index, context);
-  }
-  ~WorkerLoad() {
-    pool_.policy->onFinish(index_);
-    pool_.workers[index_].endpoint->outstanding.fetch_sub(1, std::memory_order_relaxed);
-  }
-  WorkerLoad(const WorkerLoad&) = delete;
-  WorkerLoad& operator=(const WorkerLoad&) = delete;
-
- private:
-  const RoutePool& pool_;
-  size_t index_;
-};
-
 }  // namespace
 
 std::optional<ApiError> ProxyHandler::prepareUpstream(Exchange& x, size_t provider_index,
@@ -1278,7 +1299,7 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
   const auto& outlier = provider.outlier;
   auto& watch = *x.client.watch;
   const routing::PickContext context{};
-  WorkerLoad load(pool, index, context);
+  WorkerLoad load(pool, index, context, x.worker_load);
   auto failed = [&] {
     if (Clock::now() >= x.deadline) {
       // The route's total timeout ended the attempt: no verdict on the endpoint.
@@ -1445,6 +1466,11 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   const auto& upstream = parser.get();
   const auto idle_timeout = std::chrono::milliseconds(route.timeouts.idle_ms);
   x.status = static_cast<int>(upstream.result_int());
+  // The worker is done once its answer is read, before the client has all of it.
+  auto workerDone = [&x, &parser] {
+    if (parser.is_done() && x.worker_load) x.worker_load->finish();
+  };
+  workerDone();
 
   enum class Framing { kLength, kChunked, kClose };
   // By number: Beast writes codes it has no name for (Anthropic's 529) as "000".
@@ -1504,27 +1530,37 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
                        upstream.result() == bhttp::status::not_modified ||
                        x.request.method() == bhttp::verb::head;
   const auto length = parser.content_length();
+  // Sets the framing of an answer whose length is not known before it is sent.
+  auto frameUnknownLength = [&] {
+    if (x.request.version() >= 11) {
+      framing = Framing::kChunked;
+      head.chunked(true);
+    } else {
+      framing = Framing::kClose;
+      x.keep_alive = false;
+    }
+    head.keep_alive(x.keep_alive);
+  };
+  // Plugins see each piece of a non-streamed answer as it arrives; what they make of it waits in
+  // `held` (up to kCoalesceBytes), so that it goes out whole with its length. The head waits too,
+  // so that an upstream breaking off before the end can still be told as a 502.
+  bool coalesce = body_plugins && !spec.event_stream && !no_body && !parser.is_done();
+  std::string held;
   if (no_body || (length && !rewritten)) {
     framing = Framing::kLength;
     head.content_length(no_body ? 0 : *length);
-  } else if (x.request.version() >= 11) {
-    framing = Framing::kChunked;
-    head.chunked(true);
-  } else {
-    x.keep_alive = false;
+    head.keep_alive(x.keep_alive);
+  } else if (!coalesce) {
+    frameUnknownLength();
   }
-  head.keep_alive(x.keep_alive);
 
-  bhttp::response_serializer<bhttp::empty_body> serializer{head};
   beast::error_code ec;
   size_t n = 0;
   // A body of known length goes out with its head: the head is serialised here and written
   // together with the first piece of the body, one write instead of two.
   std::string pending_head;
-  // A non-streamed answer that is translated is only written once it is whole: its head waits
-  // too, so that an upstream breaking off before the end can still be told as a 502.
-  const bool whole_answer = transform && !spec.event_stream && !body_plugins;
-  if ((framing == Framing::kLength || whole_answer) && !no_body && !parser.is_done()) {
+  auto serializeHead = [&] {
+    bhttp::response_serializer<bhttp::empty_body> serializer{head};
     serializer.split(true);
     while (!serializer.is_header_done() && !ec) {
       serializer.next(ec, [&](beast::error_code&, const auto& buffers) {
@@ -1535,12 +1571,33 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
         serializer.consume(size);
       });
     }
+  };
+  // A non-streamed answer that is translated is only written once it is whole: its head waits
+  // too, for the same reason.
+  const bool whole_answer = transform && !spec.event_stream && !body_plugins;
+  if (coalesce) {
+    // The head is serialised once the answer's length is known.
+  } else if ((framing == Framing::kLength || whole_answer) && !no_body && !parser.is_done()) {
+    serializeHead();
   } else {
+    bhttp::response_serializer<bhttp::empty_body> serializer{head};
     x.client.stream.expires_after(idle_timeout);
     std::tie(ec, n) = co_await bhttp::async_write_header(x.client.stream, serializer, kNoThrow);
     x.first_byte = Clock::now();
     x.bytes_out += n;
   }
+  // While coalescing: holds `piece`; false when it should be written now, because the answer
+  // outgrew kCoalesceBytes and goes out chunked from here on (`piece` is then all held so far).
+  auto hold = [&](std::string_view& piece) {
+    if (!coalesce) return false;
+    held.append(piece);
+    if (held.size() <= kCoalesceBytes) return true;
+    coalesce = false;
+    frameUnknownLength();
+    serializeHead();
+    piece = held;
+    return false;
+  };
   if (ec) {
     x.keep_alive = false;
     x.client.stream.expires_never();
@@ -1565,11 +1622,12 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
 
   // Passes a piece through the response-body plugins; false when the stream must end.
   bool plugins_saw_end = false;
+  auto plugin_status = wasm::ChainStatus::kContinue;  // of the last response-body callback
   auto filter = [&](std::string_view piece, bool end) -> bool {
     auto& stream = *x.stream;
     stream.response_body.assign(piece);
     plugins_saw_end = end;
-    const auto status = x.chain->onResponseBody(end);
+    const auto status = plugin_status = x.chain->onResponseBody(end);
     if (status == wasm::ChainStatus::kPause) {
       stream.response_body.clear();
       return true;
@@ -1603,6 +1661,7 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     std::tie(ec, std::ignore) =
         co_await bhttp::async_read_some(connection.stream, connection.buffer, parser, kNoThrow);
     if (ec == bhttp::error::need_buffer) ec = {};
+    workerDone();
     if (ec) {
       // The answer cannot be completed: close the client connection so it sees the truncation.
       x.error = ec == beast::error::timeout && Clock::now() >= x.deadline
@@ -1644,6 +1703,7 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
       piece = x.stream->response_body;
     }
     if (whole_answer && !pending_head.empty() && piece.empty()) continue;  // nothing to say yet
+    if (hold(piece)) continue;
     const bool written = pending_head.empty()
                              ? co_await writeBody(x, framing == Framing::kChunked, piece)
                              : co_await writeHead(piece);
@@ -1653,9 +1713,41 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
       break;
     }
   }
+  if (coalesce && complete) {
+    // What the plugins make of the end of the answer.
+    if (transform && !transform_finished) {
+      transformed.clear();
+      transform->finish(transformed);
+      transform_finished = true;
+      complete = filter(transformed, true);
+      if (complete) held.append(x.stream->response_body);
+    }
+    if (complete && !plugins_saw_end) {
+      complete = filter({}, true);
+      if (complete) held.append(x.stream->response_body);
+    }
+    if (complete) {
+      coalesce = false;
+      framing = Framing::kLength;
+      head.content_length(held.size());
+      head.keep_alive(x.keep_alive);
+      serializeHead();
+      complete = co_await writeHead(held);
+      plugins_saw_end = true;
+    }
+  }
   const std::string_view no_body_piece;
   if (!pending_head.empty() && complete && !co_await writeHead(no_body_piece)) complete = false;
-  if (!pending_head.empty() && !x.client.watch->client_gone) {
+  if (coalesce && !x.client.watch->client_gone &&
+      (plugin_status == wasm::ChainStatus::kFailed ||
+       plugin_status == wasm::ChainStatus::kLocalResponse)) {
+    // Nothing was sent: a plugin's failure or local response is still answered as such.
+    x.error.clear();
+    co_await answerChain(x, plugin_status);
+    x.client.stream.expires_never();
+    co_return upstream_ok;
+  }
+  if ((coalesce || !pending_head.empty()) && !x.client.watch->client_gone) {
     // The upstream broke off before any byte reached the client: an error can still be told.
     pending_head.clear();
     ApiError error{502, "upstream_error", "upstream_broken", x.error};

@@ -419,18 +419,16 @@ describe('balancing', { timeout: 60_000 }, () => {
 
   test('consistent_hash on x-session-id keeps each session on one worker', async () => {
     const mocks = await Promise.all([1, 2, 3, 4].map(() => startMock({ tokens: 3 })));
-    const gw = await startGateway({
-      ...poolConfig(
+    const gw = await startGateway(
+      poolConfig(
         mocks.map((m) => m.url),
         { route: { policy: 'consistent_hash', consistent_hash: { header: 'x-session-id' } } },
       ),
-      // One thread: a request still counts as outstanding until its thread is done with it, a
-      // moment after its answer reached the client; with two, the next request could see that
-      // load and spill (the bounded-load rule at one outstanding request over four workers).
-      threads: 1,
-    });
+    );
     try {
-      // Sequential, so that the bounded-load rule never has a reason to spill.
+      // Sequential, so that the bounded-load rule never has a reason to spill: a request stops
+      // counting as outstanding before the client has its whole answer, so the next one, on
+      // either thread, sees no load.
       const SESSIONS = 16;
       const ROUNDS = 4;
       const sent = [];

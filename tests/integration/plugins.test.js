@@ -438,6 +438,24 @@ describe('test_http_call and test_body_rewrite plugins', { timeout: 60_000 }, ()
     assertStatus(await chat(gw, 'call-model'), 200);
   });
 
+  test('a rewritten plain answer over 64 KiB is not held: it reaches the client chunked', async () => {
+    const conn = await RawConnection.open(gw.port);
+    try {
+      const res = await conn.request(
+        rawPost('/v1/chat/completions', { model: 'rw-model', ...CHAT }, { 'x-mock-tokens': '20000' }),
+      );
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['transfer-encoding'], 'chunked');
+      assert.equal(res.headers['content-length'], undefined);
+      // The plugin rewrites each piece it sees, so a "tok" split between two reads stays as is.
+      const content = res.json.choices[0].message.content;
+      assert.equal(content.toLowerCase(), mockText(20000));
+      assert.ok((content.match(/TOK/g) ?? []).length > 19000);
+    } finally {
+      conn.close();
+    }
+  });
+
   test('a stream is rewritten event by event, without being buffered', async () => {
     const start = Date.now();
     const res = await fetchWithTimeout(`${gw.url}/v1/chat/completions`, {
@@ -467,17 +485,24 @@ describe('test_http_call and test_body_rewrite plugins', { timeout: 60_000 }, ()
     assert.ok(last.at - first.at >= 90, `first at ${first.at} ms, last at ${last.at} ms`);
   });
 
-  test('a plain response is rewritten too, and reaches the client chunked', async () => {
+  test('a plain response is rewritten too, and goes out whole with its new length', async () => {
     const conn = await RawConnection.open(gw.port);
     try {
       const res = await conn.request(
         rawPost('/v1/chat/completions', { model: 'rw-model', ...CHAT }),
       );
       assert.equal(res.status, 200, res.text);
-      assert.equal(res.headers['transfer-encoding'], 'chunked');
-      assert.equal(res.headers['content-length'], undefined);
+      assert.equal(res.headers['transfer-encoding'], undefined);
+      assert.equal(Number(res.headers['content-length']), Buffer.byteLength(res.text));
       assert.equal(res.json.choices[0].message.content, mockText(TOKENS).replaceAll('tok', 'TOK'));
       assert.ok(!res.text.includes('tok'), res.text);
+      // The connection stays usable: the next answer on it is framed as well.
+      const again = await conn.request(
+        rawPost('/v1/chat/completions', { model: 'rw-model', ...CHAT }),
+      );
+      assert.equal(again.status, 200);
+      assert.equal(Number(again.headers['content-length']), Buffer.byteLength(again.text));
+      assert.equal(again.json.choices[0].message.content, res.json.choices[0].message.content);
     } finally {
       conn.close();
     }
