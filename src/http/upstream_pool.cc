@@ -59,6 +59,7 @@ Task<std::pair<beast::error_code, UpstreamConnectionPtr>> UpstreamPool::acquire(
       list.pop_back();
       if (now - connection->idle_since < max_idle_time_ && stillOpen(connection->stream.socket())) {
         connection->reused = true;
+        connection->buffer.reserve(UpstreamConnection::kReadBytes);  // a stream may have shrunk it
         co_return std::pair{beast::error_code{}, std::move(connection)};
       }
     }

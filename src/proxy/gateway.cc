@@ -1,5 +1,6 @@
 #include "proxy/gateway.h"
 
+#include <malloc.h>
 #include <simdjson.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -295,6 +296,9 @@ class Worker {
         }
         co_return;
       }
+      // Nothing pipelined behind the request: the read buffer goes back to the allocator, so that
+      // a connection that waits (on a long stream, or idle between requests) holds none.
+      if (client.buffer.size() == 0) client.buffer.shrink_to_fit();
       if (!co_await handler_.handle(request, client, draining_)) co_return;
     }
   }
@@ -332,7 +336,7 @@ class Worker {
   // `folded`: a header line is continued on the next (obs-fold). The stream's deadline bounds
   // the reads, as it bounds Beast's.
   static Task<beast::error_code> readHead(ClientConnection& client, size_t limit, bool& folded) {
-    constexpr size_t kReadBytes = 16 * 1024;
+    constexpr size_t kReadBytes = 4 * 1024;  // most request heads fit; larger ones take reads
     size_t scanned = 0;
     for (;;) {
       const std::string_view data(static_cast<const char*>(client.buffer.data().data()),

@@ -103,6 +103,7 @@ struct ProxyHandler::Exchange {
   std::optional<Clock::time_point> first_byte;
   std::optional<Clock::time_point> first_body;  // the first byte of the answer's body
   Clock::time_point last_body;                  // the last write of a stream, for its gaps
+  metrics::Histogram* token_gap = nullptr;      // its series, looked up at the first gap
   std::string error;
 
   const keys::KeyRecord* key = nullptr;  // the client's key, when keys are configured
@@ -123,7 +124,10 @@ struct ProxyHandler::Exchange {
 
 namespace {
 
-constexpr size_t kRelayBufferBytes = 8 * 1024;
+// What one read from the upstream may bring: an event stream's events are small, and a stream
+// can last minutes, so its buffer is small; other answers come in larger reads.
+constexpr size_t kStreamRelayBytes = 2 * 1024;
+constexpr size_t kRelayBytes = 16 * 1024;
 constexpr size_t kMaxPromptBytes = 256 * 1024;          // cache-aware routing looks no further
 constexpr size_t kMaxUsageBodyBytes = 4 * 1024 * 1024;  // larger answers are not metered
 // A non-streamed answer that plugins read is held up to this size, so that it goes out with its
@@ -1453,9 +1457,8 @@ Task<bool> ProxyHandler::writeBody(Exchange& x, bool chunked, std::string_view p
   if (!x.first_body) {
     x.first_body = now;
   } else if (x.fields.stream && x.route) {
-    gatewayMetrics()
-        .token_gap.with({x.route->name})
-        ->observe(std::chrono::duration<double>(now - x.last_body).count());
+    if (!x.token_gap) x.token_gap = gatewayMetrics().token_gap.with({x.route->name});
+    x.token_gap->observe(std::chrono::duration<double>(now - x.last_body).count());
   }
   x.last_body = now;
   co_return !ec;
@@ -1489,6 +1492,10 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   spec.strip_usage_chunk = x.strip_usage;
   spec.max_body_bytes = x.state->config.limits.max_upstream_body_bytes;
   auto transform = makeBodyTransform(spec);
+  // An event stream arrives a small event at a time, for as long as the answer runs: the
+  // connection's read buffer, sized for answers that come at once, shrinks to what it holds and
+  // grows again only if the events do.
+  if (spec.event_stream) connection.buffer.shrink_to_fit();
   const bool rewritten = body_plugins || transform != nullptr;
   if (x.chain) {
     auto& stream = *x.stream;
@@ -1649,14 +1656,15 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   bool answer_complete = true;
   if (count_usage && spec.event_stream) meter.emplace(x.type->dialect());
 
-  std::array<char, kRelayBufferBytes> buffer;
+  const size_t buffer_size = spec.event_stream ? kStreamRelayBytes : kRelayBytes;
+  const std::unique_ptr<char[]> buffer(new char[buffer_size]);
   std::string transformed;  // reused: what the transform made of the last read
   bool transform_finished = false;
   bool complete = true;
   bool upstream_ok = true;
   while (!parser.is_done()) {
-    parser.get().body().data = buffer.data();
-    parser.get().body().size = buffer.size();
+    parser.get().body().data = buffer.get();
+    parser.get().body().size = buffer_size;
     connection.stream.expires_after(within(x.deadline, route.timeouts.idle_ms));
     std::tie(ec, std::ignore) =
         co_await bhttp::async_read_some(connection.stream, connection.buffer, parser, kNoThrow);
@@ -1672,8 +1680,8 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
       upstream_ok = x.client.watch->client_gone;
       break;
     }
-    const size_t got = buffer.size() - parser.get().body().size;
-    std::string_view piece(buffer.data(), got);
+    const size_t got = buffer_size - parser.get().body().size;
+    std::string_view piece(buffer.get(), got);
     if (meter) {
       meter->feed(piece);
     } else if (count_usage && answer_complete) {
