@@ -30,6 +30,9 @@ namespace sluice::proxy {
 using namespace http;
 using Clock = std::chrono::steady_clock;
 
+// A client connection's read buffer: what it keeps between requests.
+constexpr size_t kKeptReadBytes = 4 * 1024;
+
 namespace {
 
 // One event loop with everything it owns: listener, client connections, upstream pool,
@@ -296,9 +299,10 @@ class Worker {
         }
         co_return;
       }
-      // Nothing pipelined behind the request: the read buffer goes back to the allocator, so that
-      // a connection that waits (on a long stream, or idle between requests) holds none.
-      if (client.buffer.size() == 0) client.buffer.shrink_to_fit();
+      // A large request grew the read buffer: it is not kept for the next ones.
+      if (client.buffer.size() == 0 && client.buffer.capacity() > kKeptReadBytes) {
+        client.buffer.shrink_to_fit();
+      }
       if (!co_await handler_.handle(request, client, draining_)) co_return;
     }
   }
@@ -336,7 +340,7 @@ class Worker {
   // `folded`: a header line is continued on the next (obs-fold). The stream's deadline bounds
   // the reads, as it bounds Beast's.
   static Task<beast::error_code> readHead(ClientConnection& client, size_t limit, bool& folded) {
-    constexpr size_t kReadBytes = 4 * 1024;  // most request heads fit; larger ones take reads
+    constexpr size_t kReadBytes = kKeptReadBytes;  // most heads fit; larger ones take reads
     size_t scanned = 0;
     for (;;) {
       const std::string_view data(static_cast<const char*>(client.buffer.data().data()),

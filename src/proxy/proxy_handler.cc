@@ -128,6 +128,34 @@ namespace {
 // can last minutes, so its buffer is small; other answers come in larger reads.
 constexpr size_t kStreamRelayBytes = 2 * 1024;
 constexpr size_t kRelayBytes = 16 * 1024;
+constexpr size_t kSpareRelayBuffers = 64;
+
+// A relay buffer of `size` bytes; those of kRelayBytes come from and go back to the thread's
+// spares (at most kSpareRelayBuffers), so that a short answer costs no allocation of its own.
+class RelayBuffer {
+ public:
+  RelayBuffer(std::vector<std::unique_ptr<char[]>>& spares, size_t size) : spares_(spares) {
+    if (size == kRelayBytes && !spares.empty()) {
+      data_ = std::move(spares.back());
+      spares.pop_back();
+    } else {
+      data_.reset(new char[size]);
+    }
+    reusable_ = size == kRelayBytes;
+  }
+  ~RelayBuffer() {
+    if (reusable_ && spares_.size() < kSpareRelayBuffers) spares_.push_back(std::move(data_));
+  }
+  RelayBuffer(const RelayBuffer&) = delete;
+  RelayBuffer& operator=(const RelayBuffer&) = delete;
+
+  char* data() { return data_.get(); }
+
+ private:
+  std::vector<std::unique_ptr<char[]>>& spares_;
+  std::unique_ptr<char[]> data_;
+  bool reusable_ = false;
+};
 constexpr size_t kMaxPromptBytes = 256 * 1024;          // cache-aware routing looks no further
 constexpr size_t kMaxUsageBodyBytes = 4 * 1024 * 1024;  // larger answers are not metered
 // A non-streamed answer that plugins read is held up to this size, so that it goes out with its
@@ -867,6 +895,9 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
                                       x.capability == providers::Capability::kGenerate;
   if (!fields && !generate_without_model) co_return co_await fail(x, fields.error());
   if (fields) x.fields = std::move(*fields);
+  // A stream can last minutes: the client's read buffer is not kept for it when it holds
+  // nothing (no pipelined request behind this one).
+  if (x.fields.stream && x.client.buffer.size() == 0) x.client.buffer.shrink_to_fit();
 
   int route_index = state.routes.find(x.fields.model);
   if (generate_without_model) {
@@ -1657,13 +1688,13 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   if (count_usage && spec.event_stream) meter.emplace(x.type->dialect());
 
   const size_t buffer_size = spec.event_stream ? kStreamRelayBytes : kRelayBytes;
-  const std::unique_ptr<char[]> buffer(new char[buffer_size]);
+  RelayBuffer buffer(spare_relay_buffers_, buffer_size);
   std::string transformed;  // reused: what the transform made of the last read
   bool transform_finished = false;
   bool complete = true;
   bool upstream_ok = true;
   while (!parser.is_done()) {
-    parser.get().body().data = buffer.get();
+    parser.get().body().data = buffer.data();
     parser.get().body().size = buffer_size;
     connection.stream.expires_after(within(x.deadline, route.timeouts.idle_ms));
     std::tie(ec, std::ignore) =
@@ -1681,7 +1712,7 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
       break;
     }
     const size_t got = buffer_size - parser.get().body().size;
-    std::string_view piece(buffer.get(), got);
+    std::string_view piece(buffer.data(), got);
     if (meter) {
       meter->feed(piece);
     } else if (count_usage && answer_complete) {

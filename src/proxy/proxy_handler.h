@@ -115,7 +115,8 @@ class ProxyHandler {
   std::shared_ptr<const wasm::ThreadPlugins> plugins_;
   limits::RateLimiter* limiter_ = nullptr;
   redis::RedisClient* plugin_redis_ = nullptr;
-  std::vector<size_t> next_token_;  // round-robin cursor per provider
+  std::vector<size_t> next_token_;                            // round-robin cursor per provider
+  std::vector<std::unique_ptr<char[]>> spare_relay_buffers_;  // reused by relay()
 };
 
 }  // namespace sluice::proxy
