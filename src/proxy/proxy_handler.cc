@@ -65,6 +65,56 @@ class WorkerLoad {
   bool finished_ = false;
 };
 
+// Bounds the pauses of an event stream with one timer for the whole stream, not one armed and
+// cancelled around every read and write (9 % of the CPU at 1,000 streams): reads and writes
+// note the time, and when nothing moved for `idle`, or `deadline` passed, the operation that
+// waits (the upstream read, or a client write) is cancelled.
+class StreamIdleWatch : public std::enable_shared_from_this<StreamIdleWatch> {
+ public:
+  StreamIdleWatch(const asio::any_io_executor& executor, std::chrono::milliseconds idle,
+                  Clock::time_point deadline, tcp::socket& upstream, tcp::socket& client)
+      : timer_(executor),
+        idle_(idle),
+        deadline_(deadline),
+        upstream_(&upstream),
+        client_(&client),
+        last_(Clock::now()) {}
+
+  void start() { arm(); }
+  void progress(Clock::time_point now) { last_ = now; }
+  void writing(bool on) { writing_ = on; }
+  bool fired() const { return fired_; }
+  // The stream is over: the sockets are not touched again.
+  void stop() {
+    upstream_ = client_ = nullptr;
+    timer_.cancel();
+  }
+
+ private:
+  Clock::time_point due() const { return std::min(last_ + idle_, deadline_); }
+  void arm() {
+    timer_.expires_at(due());
+    timer_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
+      if (!ec && self->upstream_) self->check();
+    });
+  }
+  void check() {
+    if (Clock::now() < due()) return arm();
+    fired_ = true;
+    beast::error_code ignored;
+    (writing_ ? client_ : upstream_)->cancel(ignored);
+  }
+
+  asio::steady_timer timer_;
+  std::chrono::milliseconds idle_;
+  Clock::time_point deadline_;
+  tcp::socket* upstream_;
+  tcp::socket* client_;
+  Clock::time_point last_;
+  bool writing_ = false;
+  bool fired_ = false;
+};
+
 }  // namespace
 
 // State of one request from arrival to the access-log line.
@@ -119,7 +169,8 @@ struct ProxyHandler::Exchange {
   // Workers the plugins' upstream filter rejected, and "<id> <reason>" of each for the error.
   std::vector<const EndpointRuntime*> filtered_out;
   std::string filter_rejections;
-  WorkerLoad* worker_load = nullptr;  // of the attempt running now
+  WorkerLoad* worker_load = nullptr;      // of the attempt running now
+  StreamIdleWatch* idle_watch = nullptr;  // while an event stream is relayed
 };
 
 namespace {
@@ -1473,7 +1524,11 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
 
 Task<bool> ProxyHandler::writeBody(Exchange& x, bool chunked, std::string_view piece) {
   if (piece.empty()) co_return true;
-  x.client.stream.expires_after(std::chrono::milliseconds(x.state->config.timeouts.idle_ms));
+  if (x.idle_watch) {
+    x.idle_watch->writing(true);
+  } else {
+    x.client.stream.expires_after(std::chrono::milliseconds(x.state->config.timeouts.idle_ms));
+  }
   beast::error_code ec;
   size_t written = 0;
   if (chunked) {
@@ -1485,6 +1540,10 @@ Task<bool> ProxyHandler::writeBody(Exchange& x, bool chunked, std::string_view p
   }
   x.bytes_out += written;
   const auto now = Clock::now();
+  if (x.idle_watch) {
+    x.idle_watch->writing(false);
+    x.idle_watch->progress(now);
+  }
   if (!x.first_body) {
     x.first_body = now;
   } else if (x.fields.stream && x.route) {
@@ -1689,6 +1748,30 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
 
   const size_t buffer_size = spec.event_stream ? kStreamRelayBytes : kRelayBytes;
   RelayBuffer buffer(spare_relay_buffers_, buffer_size);
+  // An event stream's pauses are bounded by one watch (see StreamIdleWatch), which stops with it.
+  std::shared_ptr<StreamIdleWatch> idle_watch;
+  if (spec.event_stream && !parser.is_done()) {
+    idle_watch = std::make_shared<StreamIdleWatch>(
+        x.client.stream.get_executor(), std::chrono::milliseconds(route.timeouts.idle_ms),
+        x.deadline, connection.stream.socket(), x.client.stream.socket());
+    connection.stream.expires_never();
+    x.client.stream.expires_never();
+    x.idle_watch = idle_watch.get();
+    idle_watch->start();
+  }
+  // Ends the watch with the stream's body, or with relay() however it ends; what is written
+  // after the body is bounded per write again.
+  struct WatchStop {
+    std::shared_ptr<StreamIdleWatch>& watch;
+    Exchange& x;
+    void operator()() {
+      if (!watch) return;
+      watch->stop();
+      watch.reset();
+      x.idle_watch = nullptr;
+    }
+    ~WatchStop() { (*this)(); }
+  } stop_watch{idle_watch, x};
   std::string transformed;  // reused: what the transform made of the last read
   bool transform_finished = false;
   bool complete = true;
@@ -1696,10 +1779,14 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   while (!parser.is_done()) {
     parser.get().body().data = buffer.data();
     parser.get().body().size = buffer_size;
-    connection.stream.expires_after(within(x.deadline, route.timeouts.idle_ms));
+    if (!idle_watch) connection.stream.expires_after(within(x.deadline, route.timeouts.idle_ms));
     std::tie(ec, std::ignore) =
         co_await bhttp::async_read_some(connection.stream, connection.buffer, parser, kNoThrow);
     if (ec == bhttp::error::need_buffer) ec = {};
+    if (idle_watch) {
+      if (ec && idle_watch->fired()) ec = beast::error::timeout;
+      idle_watch->progress(Clock::now());
+    }
     workerDone();
     if (ec) {
       // The answer cannot be completed: close the client connection so it sees the truncation.
@@ -1751,6 +1838,10 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
       complete = false;
       break;
     }
+  }
+  if (idle_watch) {
+    stop_watch();
+    x.client.stream.expires_after(idle_timeout);
   }
   if (coalesce && complete) {
     // What the plugins make of the end of the answer.

@@ -178,4 +178,41 @@ describe('streaming', { timeout: 60_000 }, () => {
     assert.ok(line.ttfb_ms < line.duration_ms - 300, JSON.stringify(line));
     assert.ok(line.bytes_out > 0);
   });
+
+  test('a stream that pauses longer than idle_ms is cut at idle_ms, and the next one runs', async () => {
+    const idle = await startGateway(simpleConfig([mock], { timeouts: { idle_ms: 300 } }));
+    try {
+      const id = `stream-idle-${Date.now()}`;
+      const start = Date.now();
+      const res = await streamRequest(
+        idle,
+        { model: 'stream-idle' },
+        { 'x-request-id': id, 'x-mock-tokens': '5', 'x-mock-token-delay-ms': '1000' },
+      );
+      assert.equal(res.status, 200);
+      let done = false;
+      await assert.rejects(async () => {
+        for await (const event of readSse(res)) done ||= event.data === '[DONE]';
+      }, 'the cut stream ends with an error, not as if complete');
+      const elapsed = Date.now() - start;
+      assert.ok(!done);
+      // The first token comes after 1 s; the watch cuts the first pause at 300 ms.
+      assert.ok(elapsed >= 280 && elapsed < 900, `cut after ${elapsed} ms`);
+      const line = await idle.waitForLog((l) => l.request_id === id);
+      assert.match(line.error ?? '', /timeout/);
+
+      // Events every 100 ms keep a stream alive well past idle_ms.
+      const steady = await streamRequest(
+        idle,
+        { model: 'stream-steady' },
+        { 'x-mock-tokens': '8', 'x-mock-token-delay-ms': '100' },
+      );
+      const events = [];
+      for await (const event of readSse(steady)) events.push(event.data);
+      assert.equal(events.at(-1), '[DONE]');
+      assert.equal(events.slice(0, -1).map(chunkContent).join(''), mockText(8));
+    } finally {
+      await idle.stop();
+    }
+  });
 });
