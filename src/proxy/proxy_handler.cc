@@ -1677,11 +1677,19 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   } else if ((framing == Framing::kLength || whole_answer) && !no_body && !parser.is_done()) {
     serializeHead();
   } else {
-    bhttp::response_serializer<bhttp::empty_body> serializer{head};
-    x.client.stream.expires_after(idle_timeout);
-    std::tie(ec, n) = co_await bhttp::async_write_header(x.client.stream, serializer, kNoThrow);
-    x.first_byte = Clock::now();
-    x.bytes_out += n;
+    // Serialised to a string first: a serializer held across the write would sit in this
+    // coroutine's frame for the whole answer (a stream's memory).
+    serializeHead();
+    if (!ec) {
+      x.client.stream.expires_after(idle_timeout);
+      std::tie(ec, n) =
+          co_await asio::async_write(x.client.stream, asio::buffer(pending_head), kNoThrow);
+      x.first_byte = Clock::now();
+      x.bytes_out += n;
+    }
+    pending_head.clear();
+    pending_head.shrink_to_fit();
+    head.clear();  // sent: its fields need not live as long as the answer
   }
   // While coalescing: holds `piece`; false when it should be written now, because the answer
   // outgrew kCoalesceBytes and goes out chunked from here on (`piece` is then all held so far).
