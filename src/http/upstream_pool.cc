@@ -14,6 +14,9 @@ bool stillOpen(tcp::socket& socket) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+// Idle time under which a pooled connection is taken without a probe.
+constexpr auto kTrustedIdle = std::chrono::seconds(1);
+
 }  // namespace
 
 UpstreamPool::UpstreamPool(asio::any_io_executor executor, size_t max_idle_per_endpoint,
@@ -57,7 +60,11 @@ Task<std::pair<beast::error_code, UpstreamConnectionPtr>> UpstreamPool::acquire(
     while (!list.empty()) {
       auto connection = std::move(list.back());
       list.pop_back();
-      if (now - connection->idle_since < max_idle_time_ && stillOpen(connection->stream.socket())) {
+      // A connection idle for less than kTrustedIdle is not probed (a syscall per request under
+      // load): servers close idle ones after seconds, and a closed one is retried on a new one.
+      const auto idle = now - connection->idle_since;
+      if (idle < max_idle_time_ && (idle < kTrustedIdle ? connection->stream.socket().is_open()
+                                                        : stillOpen(connection->stream.socket()))) {
         connection->reused = true;
         connection->buffer.reserve(UpstreamConnection::kReadBytes);  // a stream may have shrunk it
         co_return std::pair{beast::error_code{}, std::move(connection)};

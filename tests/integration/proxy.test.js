@@ -1,6 +1,7 @@
 // Forwarding and routing: what the client sends reaches the right upstream unchanged, and what
 // the upstream answers reaches the client, with request ids and an access log line.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
 import {
@@ -9,6 +10,7 @@ import {
   mockText,
   postJson,
   rawPost,
+  simpleConfig,
   startGateway,
   startMock,
 } from './lib/harness.js';
@@ -233,5 +235,55 @@ describe('proxy', { timeout: 60_000 }, () => {
     assert.equal(typeof line.ttfb_ms, 'number');
     assert.ok(line.ttfb_ms >= 0 && line.ttfb_ms <= line.duration_ms, JSON.stringify(line));
     assert.equal(gw.accessLog().filter((l) => l.request_id === id).length, 1);
+  });
+});
+
+// An upstream that closes idle keep-alive connections after 50 ms, as servers with a short
+// keep-alive do: the gateway takes a pooled connection that was idle for
+// a moment without probing it, finds it closed and sends the request again on a new one.
+describe('pooled upstream connections', { timeout: 30_000 }, () => {
+  test('a pooled connection the upstream closed is replaced, and the request succeeds', async () => {
+    let connections = 0;
+    let requests = 0;
+    const upstream = http.createServer((req, res) => {
+      requests++;
+      req.resume();
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          JSON.stringify({
+            id: `c${requests}`,
+            object: 'chat.completion',
+            choices: [{ index: 0, message: { role: 'assistant', content: 'ok' } }],
+          }),
+        );
+      });
+    });
+    upstream.on('connection', () => connections++);
+    // Each connection is closed 50 ms after its answer, keep-alive headers notwithstanding.
+    upstream.on('request', (req, res) => {
+      res.on('finish', () => setTimeout(() => req.socket.destroy(), 50));
+    });
+    await new Promise((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const gw = await startGateway({
+      ...simpleConfig([{ url: `http://127.0.0.1:${upstream.address().port}` }]),
+      threads: 1,
+    });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const result = await postJson(`${gw.url}/v1/chat/completions`, {
+          model: 'm',
+          messages: [{ role: 'user', content: 'hi' }],
+        });
+        assert.equal(result.status, 200, result.text);
+        assert.equal(result.json.choices[0].message.content, 'ok');
+        await new Promise((resolve) => setTimeout(resolve, 200)); // the upstream closes it
+      }
+      assert.equal(requests, 3, 'each request reached the upstream once');
+      assert.equal(connections, 3, 'each request after a close needed a new connection');
+    } finally {
+      await gw.stop();
+      upstream.close();
+    }
   });
 });
