@@ -1,6 +1,5 @@
 #include "proxy/gateway.h"
 
-#include <malloc.h>
 #include <simdjson.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -30,8 +29,10 @@ namespace sluice::proxy {
 using namespace http;
 using Clock = std::chrono::steady_clock;
 
-// A client connection's read buffer: what it keeps between requests.
-constexpr size_t kKeptReadBytes = 4 * 1024;
+// A client connection reads request heads this much at a time, and keeps a read buffer of up to
+// kKeptReadBytes between requests (a larger one, grown by a large request, is released).
+constexpr size_t kHeadReadBytes = 4 * 1024;
+constexpr size_t kKeptReadBytes = 64 * 1024;
 
 namespace {
 
@@ -340,7 +341,7 @@ class Worker {
   // `folded`: a header line is continued on the next (obs-fold). The stream's deadline bounds
   // the reads, as it bounds Beast's.
   static Task<beast::error_code> readHead(ClientConnection& client, size_t limit, bool& folded) {
-    constexpr size_t kReadBytes = kKeptReadBytes;  // most heads fit; larger ones take reads
+    constexpr size_t kReadBytes = kHeadReadBytes;  // most heads fit; larger ones take reads
     size_t scanned = 0;
     for (;;) {
       const std::string_view data(static_cast<const char*>(client.buffer.data().data()),

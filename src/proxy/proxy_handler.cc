@@ -67,8 +67,10 @@ class WorkerLoad {
 
 // Bounds the pauses of an event stream with one timer for the whole stream, not one armed and
 // cancelled around every read and write (9 % of the CPU at 1,000 streams): reads and writes
-// note the time, and when nothing moved for `idle`, or `deadline` passed, the operation that
-// waits (the upstream read, or a client write) is cancelled.
+// note the time, and when nothing moved for `idle`, or `deadline` passed, the socket of the
+// side it waits for is closed, as Beast's own timeout does: the pending operation, or the next
+// one if it had just completed, fails, and the relay sees fired(). Closing the client socket
+// also ends the disconnect watch on it, which then counts the client as gone.
 class StreamIdleWatch : public std::enable_shared_from_this<StreamIdleWatch> {
  public:
   StreamIdleWatch(const asio::any_io_executor& executor, std::chrono::milliseconds idle,
@@ -102,7 +104,7 @@ class StreamIdleWatch : public std::enable_shared_from_this<StreamIdleWatch> {
     if (Clock::now() < due()) return arm();
     fired_ = true;
     beast::error_code ignored;
-    (writing_ ? client_ : upstream_)->cancel(ignored);
+    (writing_ ? client_ : upstream_)->close(ignored);
   }
 
   asio::steady_timer timer_;
@@ -183,19 +185,20 @@ constexpr size_t kSpareRelayBuffers = 64;
 
 // A relay buffer of `size` bytes; those of kRelayBytes come from and go back to the thread's
 // spares (at most kSpareRelayBuffers), so that a short answer costs no allocation of its own.
+// The list is shared: a relay suspended at shutdown is destroyed after the handler that owns it.
 class RelayBuffer {
  public:
-  RelayBuffer(std::vector<std::unique_ptr<char[]>>& spares, size_t size) : spares_(spares) {
-    if (size == kRelayBytes && !spares.empty()) {
-      data_ = std::move(spares.back());
-      spares.pop_back();
+  RelayBuffer(std::shared_ptr<RelayBufferSpares> spares, size_t size)
+      : spares_(std::move(spares)), reusable_(size == kRelayBytes) {
+    if (reusable_ && !spares_->empty()) {
+      data_ = std::move(spares_->back());
+      spares_->pop_back();
     } else {
       data_.reset(new char[size]);
     }
-    reusable_ = size == kRelayBytes;
   }
   ~RelayBuffer() {
-    if (reusable_ && spares_.size() < kSpareRelayBuffers) spares_.push_back(std::move(data_));
+    if (reusable_ && spares_->size() < kSpareRelayBuffers) spares_->push_back(std::move(data_));
   }
   RelayBuffer(const RelayBuffer&) = delete;
   RelayBuffer& operator=(const RelayBuffer&) = delete;
@@ -203,9 +206,9 @@ class RelayBuffer {
   char* data() { return data_.get(); }
 
  private:
-  std::vector<std::unique_ptr<char[]>>& spares_;
+  std::shared_ptr<RelayBufferSpares> spares_;
   std::unique_ptr<char[]> data_;
-  bool reusable_ = false;
+  bool reusable_;
 };
 constexpr size_t kMaxPromptBytes = 256 * 1024;          // cache-aware routing looks no further
 constexpr size_t kMaxUsageBodyBytes = 4 * 1024 * 1024;  // larger answers are not metered
@@ -625,11 +628,11 @@ Task<void> ProxyHandler::fail(Exchange& x, ApiError error) {
 namespace {
 
 // What plugins see of the request: pseudo headers first, then the fields, names lower-case.
-void fillRequestHeaders(const Request& request, wasm::HeaderMap& map) {
+void fillRequestHeaders(const Request& request, bool secure, wasm::HeaderMap& map) {
   map.emplace_back(":method", std::string(request.method_string()));
   map.emplace_back(":path", std::string(request.target()));
   map.emplace_back(":authority", std::string(request[bhttp::field::host]));
-  map.emplace_back(":scheme", "http");
+  map.emplace_back(":scheme", secure ? "https" : "http");
   for (const auto& field : request) {
     if (isHopByHop(field.name())) continue;
     map.emplace_back(wasm::lowerCase(field.name_string()), std::string(field.value()));
@@ -717,7 +720,7 @@ Task<bool> ProxyHandler::runRequestPlugins(Exchange& x, int route_index) {
   auto& stream = *x.stream;
   stream.request_id = x.request_id;
   stream.source_address = x.client.peer;
-  fillRequestHeaders(x.request, stream.request_headers);
+  fillRequestHeaders(x.request, x.client.stream.secure(), stream.request_headers);
   if (x.request.find("x-request-id") == x.request.end()) {
     stream.request_headers.emplace_back("x-request-id", x.request_id);
   }
@@ -1716,9 +1719,17 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     const std::array<asio::const_buffer, 4> buffers{
         asio::buffer(pending_head), asio::buffer(size_line),
         asio::buffer(piece.data(), piece.size()), asio::buffer(piece_end.data(), piece_end.size())};
-    x.client.stream.expires_after(idle_timeout);
+    if (x.idle_watch) {
+      x.idle_watch->writing(true);
+    } else {
+      x.client.stream.expires_after(idle_timeout);
+    }
     auto [write_ec, written] = co_await asio::async_write(x.client.stream, buffers, kNoThrow);
     x.first_byte = Clock::now();
+    if (x.idle_watch) {
+      x.idle_watch->writing(false);
+      x.idle_watch->progress(x.first_byte.value());
+    }
     if (!piece.empty()) x.first_body = x.first_byte;
     x.bytes_out += written;
     pending_head.clear();
@@ -1841,6 +1852,10 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     const bool written = pending_head.empty()
                              ? co_await writeBody(x, framing == Framing::kChunked, piece)
                              : co_await writeHead(piece);
+    if (!coalesce && !held.empty()) {  // what was held went out with the head
+      held.clear();
+      held.shrink_to_fit();
+    }
     if (!written) {
       x.error = "client write failed";
       complete = false;
@@ -1876,6 +1891,12 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   }
   const std::string_view no_body_piece;
   if (!pending_head.empty() && complete && !co_await writeHead(no_body_piece)) complete = false;
+  if (coalesce && x.stream && x.stream->close_requested) {
+    // A plugin closed the stream before anything was sent: the client sees the connection end.
+    x.error = "a plugin closed the stream";
+    x.keep_alive = false;
+    co_return upstream_ok;
+  }
   if (coalesce && !x.client.watch->client_gone &&
       (plugin_status == wasm::ChainStatus::kFailed ||
        plugin_status == wasm::ChainStatus::kLocalResponse)) {

@@ -28,6 +28,8 @@ using UpstreamParser = http::bhttp::response_parser<http::bhttp::buffer_body>;
 
 // The request pipeline of one worker thread: parse → route → pick endpoint → forward →
 // relay. One instance per thread, so its counters need no synchronisation.
+using RelayBufferSpares = std::vector<std::unique_ptr<char[]>>;
+
 class ProxyHandler {
  public:
   ProxyHandler(http::UpstreamPool& pool, AccessLog& access_log);
@@ -115,8 +117,9 @@ class ProxyHandler {
   std::shared_ptr<const wasm::ThreadPlugins> plugins_;
   limits::RateLimiter* limiter_ = nullptr;
   redis::RedisClient* plugin_redis_ = nullptr;
-  std::vector<size_t> next_token_;                            // round-robin cursor per provider
-  std::vector<std::unique_ptr<char[]>> spare_relay_buffers_;  // reused by relay()
+  std::vector<size_t> next_token_;  // round-robin cursor per provider
+  // Relay buffers reused by this thread's answers (see RelayBuffer).
+  std::shared_ptr<RelayBufferSpares> spare_relay_buffers_ = std::make_shared<RelayBufferSpares>();
 };
 
 }  // namespace sluice::proxy

@@ -55,7 +55,7 @@ struct ImportDesc {
 // A module compiled once per process: immutable, shareable by every thread's VM.
 class CompiledModule {
  public:
-  virtual ~CompiledModule() = default;
+  virtual ~CompiledModule();
   // The WasmEngine::name() of the engine that compiled it: a VM takes only its own engine's
   // modules (checked without RTTI, which V8 is built without).
   virtual std::string_view engine() const = 0;
@@ -82,7 +82,7 @@ struct CallResult {
 // A call from another thread fails with kTrap.
 class WasmVm {
  public:
-  virtual ~WasmVm() = default;
+  virtual ~WasmVm();
 
   // Instantiates `module` with `imports` (matched by module + name). An import the guest
   // needs but `imports` lacks is an error naming it (all of them, with signatures); so is a
@@ -122,7 +122,7 @@ struct EngineLimits {
 
 class WasmEngine {
  public:
-  virtual ~WasmEngine() = default;
+  virtual ~WasmEngine();
 
   virtual std::string_view name() const = 0;
 
