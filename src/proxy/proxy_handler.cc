@@ -1914,20 +1914,22 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     x.client.stream.expires_never();
     co_return upstream_ok;
   }
+  // An answer without a body (HEAD, 204, 304) went out with a length of 0: whatever the
+  // transform or the plugins make of its end is dropped rather than break the framing.
   if (complete && transform && !transform_finished) {  // the answer had no body to read
     transformed.clear();
     transform->finish(transformed);
     if (body_plugins) {
       complete = filter(transformed, true);
-      if (complete)
+      if (complete && !no_body)
         complete = co_await writeBody(x, framing == Framing::kChunked, x.stream->response_body);
-    } else {
+    } else if (!no_body) {
       complete = co_await writeBody(x, framing == Framing::kChunked, transformed);
     }
   }
   if (complete && body_plugins && !plugins_saw_end) {
     complete = filter({}, true);
-    if (complete)
+    if (complete && !no_body)
       complete = co_await writeBody(x, framing == Framing::kChunked, x.stream->response_body);
   }
   if (!complete) {
