@@ -941,10 +941,13 @@ describe('bad answers from upstreams', { timeout: 90_000 }, () => {
     assert.ok(bytes > HUGE_LINE_BYTES, `only ${bytes} bytes arrived`);
     assert.match(tail, /data: \[DONE\]/);
     const growthMiB = (maxRss - rssBefore) / 1024;
-    assert.ok(
-      growthMiB < HUGE_LINE_BYTES / (1 << 20) / 2,
-      `RSS grew by ${growthMiB.toFixed(1)} MiB`,
-    );
+    // Under ASan, freed memory waits in its quarantine: RSS tells nothing there.
+    if (!process.env.SLUICE_SANITIZED) {
+      assert.ok(
+        growthMiB < HUGE_LINE_BYTES / (1 << 20) / 2,
+        `RSS grew by ${growthMiB.toFixed(1)} MiB`,
+      );
+    }
   });
 
   test('a huge SSE line under translation (/v1/messages): cut with an error, memory bounded', async () => {
@@ -967,7 +970,9 @@ describe('bad answers from upstreams', { timeout: 90_000 }, () => {
       assert.ok(isAnthropicError(JSON.parse(text)), text);
     }
     const growthMiB = (rssAfter - rssBefore) / 1024;
-    assert.ok(growthMiB < 16, `RSS grew by ${growthMiB.toFixed(1)} MiB`);
+    if (!process.env.SLUICE_SANITIZED) {
+      assert.ok(growthMiB < 16, `RSS grew by ${growthMiB.toFixed(1)} MiB`);
+    }
     const line = await gw.waitForLog((l) => l.request_id === 'huge-translated');
     assert.ok(line.error, JSON.stringify(line));
   });
