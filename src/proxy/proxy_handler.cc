@@ -173,6 +173,21 @@ struct ProxyHandler::Exchange {
   std::string filter_rejections;
   WorkerLoad* worker_load = nullptr;      // of the attempt running now
   StreamIdleWatch* idle_watch = nullptr;  // while an event stream is relayed
+
+  // Bound a write to the client: the stream's idle watch while there is one, else a timer on
+  // the write itself.
+  void startClientWrite(std::chrono::milliseconds idle) {
+    if (idle_watch) {
+      idle_watch->writing(true);
+    } else {
+      client.stream.expires_after(idle);
+    }
+  }
+  void endClientWrite(Clock::time_point now) {
+    if (!idle_watch) return;
+    idle_watch->writing(false);
+    idle_watch->progress(now);
+  }
 };
 
 namespace {
@@ -1527,11 +1542,7 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
 
 Task<bool> ProxyHandler::writeBody(Exchange& x, bool chunked, std::string_view piece) {
   if (piece.empty()) co_return true;
-  if (x.idle_watch) {
-    x.idle_watch->writing(true);
-  } else {
-    x.client.stream.expires_after(std::chrono::milliseconds(x.state->config.timeouts.idle_ms));
-  }
+  x.startClientWrite(std::chrono::milliseconds(x.state->config.timeouts.idle_ms));
   beast::error_code ec;
   size_t written = 0;
   if (chunked) {
@@ -1543,10 +1554,7 @@ Task<bool> ProxyHandler::writeBody(Exchange& x, bool chunked, std::string_view p
   }
   x.bytes_out += written;
   const auto now = Clock::now();
-  if (x.idle_watch) {
-    x.idle_watch->writing(false);
-    x.idle_watch->progress(now);
-  }
+  x.endClientWrite(now);
   if (!x.first_body) {
     x.first_body = now;
   } else if (x.fields.stream && x.route) {
@@ -1719,17 +1727,10 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     const std::array<asio::const_buffer, 4> buffers{
         asio::buffer(pending_head), asio::buffer(size_line),
         asio::buffer(piece.data(), piece.size()), asio::buffer(piece_end.data(), piece_end.size())};
-    if (x.idle_watch) {
-      x.idle_watch->writing(true);
-    } else {
-      x.client.stream.expires_after(idle_timeout);
-    }
+    x.startClientWrite(idle_timeout);
     auto [write_ec, written] = co_await asio::async_write(x.client.stream, buffers, kNoThrow);
     x.first_byte = Clock::now();
-    if (x.idle_watch) {
-      x.idle_watch->writing(false);
-      x.idle_watch->progress(x.first_byte.value());
-    }
+    x.endClientWrite(*x.first_byte);
     if (!piece.empty()) x.first_body = x.first_byte;
     x.bytes_out += written;
     pending_head.clear();
