@@ -1,24 +1,11 @@
 #include "admin/bearer_token.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
-#include <stdexcept>
+#include "common/digest.h"
 
 namespace sluice::admin {
 namespace {
-
-using Digest = std::array<unsigned char, 32>;
-
-Digest sha256(std::string_view text) {
-  Digest digest{};
-  unsigned int size = 0;
-  if (EVP_Digest(text.data(), text.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1 ||
-      size != digest.size()) {
-    throw std::runtime_error("SHA-256 is not available from OpenSSL");
-  }
-  return digest;
-}
 
 bool isBlank(char ch) { return ch == ' ' || ch == '\t'; }
 
@@ -27,7 +14,7 @@ bool isBlank(char ch) { return ch == ' ' || ch == '\t'; }
 BearerToken::BearerToken(std::string_view token) : digest_(sha256(token)), empty_(token.empty()) {}
 
 bool BearerToken::matches(std::string_view presented) const {
-  const Digest digest = sha256(presented);
+  const auto digest = sha256(presented);
   const bool equal = CRYPTO_memcmp(digest.data(), digest_.data(), digest.size()) == 0;
   return equal && !empty_ && !presented.empty();
 }

@@ -11,7 +11,4 @@ namespace sluice {
 // is created when missing). Errors name the file and the system's reason.
 tl::expected<void, std::string> writeFileAtomic(const std::string& path, std::string_view bytes);
 
-// The SHA-256 of `bytes`, as 64 lower-case hex digits.
-std::string sha256Hex(std::string_view bytes);
-
 }  // namespace sluice

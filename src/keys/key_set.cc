@@ -2,8 +2,6 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <simdjson.h>
 #include <unistd.h>
 
@@ -15,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/digest.h"
 #include "common/files.h"
 #include "common/json_writer.h"
 
@@ -33,9 +32,7 @@ std::string newKeySecret() {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::array<unsigned char, 32> bytes{};
-  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
-    throw std::runtime_error("no random bytes for a new key");
-  }
+  randomBytes(bytes);
   std::string key = "sk-sluice-";
   uint32_t buffer = 0;
   int bits = 0;

@@ -1,11 +1,11 @@
 #include <fmt/format.h>
-#include <openssl/rand.h>
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 
 #include "admin/admin_server.h"
+#include "common/digest.h"
 #include "common/json_writer.h"
 #include "proxy/worker_admin.h"
 
@@ -60,8 +60,9 @@ AdminResponse createKey(ControlPlane& control, const AdminRequest& request) {
   simdjson::dom::parser parser;
   simdjson::dom::object object;
   if (parser.parse(request.body.empty() ? std::string("{}") : request.body).get(object)) {
-    return errorResponse(400, "expected a JSON object {\"id\", \"models\", \"rpm\", \"tpm\", "
-                              "\"daily_tokens\"}");
+    return errorResponse(400,
+                         "expected a JSON object {\"id\", \"models\", \"rpm\", \"tpm\", "
+                         "\"daily_tokens\"}");
   }
   keys::KeyRecord record;
   for (auto field : object) {
@@ -70,8 +71,9 @@ AdminResponse createKey(ControlPlane& control, const AdminRequest& request) {
       std::string_view id;
       if (field.value.get(id) || id.empty() || id.size() > 128 ||
           id.find_first_of("/ \t\"") != std::string_view::npos) {
-        return errorResponse(400, "\"id\" must be a string of 1 to 128 characters, without "
-                                  "spaces, quotes or /");
+        return errorResponse(400,
+                             "\"id\" must be a string of 1 to 128 characters, without "
+                             "spaces, quotes or /");
       }
       record.id = std::string(id);
     } else if (name == "models") {
@@ -81,8 +83,9 @@ AdminResponse createKey(ControlPlane& control, const AdminRequest& request) {
         std::string_view pattern;
         const auto star = model.get(pattern) ? 0 : pattern.find('*');
         if (pattern.empty() || (star != std::string_view::npos && star != pattern.size() - 1)) {
-          return errorResponse(400, "\"models\" lists model names, prefix wildcards like "
-                                    "\"gpt-4*\" or \"*\"");
+          return errorResponse(400,
+                               "\"models\" lists model names, prefix wildcards like "
+                               "\"gpt-4*\" or \"*\"");
         }
         record.models.emplace_back(pattern);
       }
@@ -102,7 +105,7 @@ AdminResponse createKey(ControlPlane& control, const AdminRequest& request) {
   const auto& current = *control.current->keys;
   if (record.id.empty()) {
     unsigned char bytes[4];
-    RAND_bytes(bytes, sizeof bytes);
+    randomBytes(bytes);
     record.id = fmt::format("key-{:02x}{:02x}{:02x}{:02x}", bytes[0], bytes[1], bytes[2], bytes[3]);
   }
   if (current.byId(record.id) != nullptr) {
@@ -128,7 +131,8 @@ AdminResponse createKey(ControlPlane& control, const AdminRequest& request) {
 
 AdminResponse revokeKey(ControlPlane& control, std::string_view id) {
   const auto& current = *control.current->keys;
-  if (current.byId(id) == nullptr) return errorResponse(404, fmt::format("no key with id \"{}\"", id));
+  if (current.byId(id) == nullptr)
+    return errorResponse(404, fmt::format("no key with id \"{}\"", id));
   std::vector<keys::KeyRecord> records(current.records().begin(), current.records().end());
   for (auto& record : records) {
     if (record.id == id) record.revoked = true;

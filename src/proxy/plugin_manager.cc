@@ -1,7 +1,6 @@
 #include "proxy/plugin_manager.h"
 
 #include <fmt/format.h>
-#include <openssl/rand.h>
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
@@ -11,6 +10,7 @@
 #include <fstream>
 #include <set>
 
+#include "common/digest.h"
 #include "common/files.h"
 #include "common/json_writer.h"
 
@@ -30,7 +30,7 @@ std::string formatUuid(const unsigned char* b) {
 // A random (version 4) UUID.
 std::string newUuid() {
   unsigned char b[16];
-  if (RAND_bytes(b, sizeof(b)) != 1) throw std::runtime_error("RAND_bytes failed");
+  randomBytes(b);
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
   return formatUuid(b);
