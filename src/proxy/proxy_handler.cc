@@ -188,6 +188,17 @@ struct ProxyHandler::Exchange {
     idle_watch->writing(false);
     idle_watch->progress(now);
   }
+  // Accounts for `written` bytes of the answer's body: its first byte, or a stream's gap.
+  void noteBodyWritten(size_t written, Clock::time_point now) {
+    bytes_out += written;
+    if (!first_body) {
+      first_body = now;
+    } else if (fields.stream && route) {
+      if (!token_gap) token_gap = gatewayMetrics().token_gap.with({route->name});
+      token_gap->observe(std::chrono::duration<double>(now - last_body).count());
+    }
+    last_body = now;
+  }
 };
 
 namespace {
@@ -225,6 +236,27 @@ class RelayBuffer {
   std::unique_ptr<char[]> data_;
   bool reusable_;
 };
+// The buffers of one write of an answer's body: `piece`, framed as a chunk when the answer is
+// chunked (Beast's chunk_body allocates its size line; this one lives in the object).
+class BodyPiece {
+ public:
+  BodyPiece(bool chunked, std::string_view piece) {
+    buffers_[1] = asio::buffer(piece.data(), piece.size());
+    if (!chunked || piece.empty()) return;
+    const auto end = fmt::format_to(size_line_, "{:x}\r\n", piece.size());
+    buffers_[0] = asio::buffer(size_line_, static_cast<size_t>(end - size_line_));
+    buffers_[2] = asio::buffer("\r\n", 2);
+  }
+  BodyPiece(const BodyPiece&) = delete;
+  BodyPiece& operator=(const BodyPiece&) = delete;
+
+  const std::array<asio::const_buffer, 3>& buffers() const { return buffers_; }
+
+ private:
+  char size_line_[20];  // 16 hex digits and CRLF
+  std::array<asio::const_buffer, 3> buffers_{};
+};
+
 constexpr size_t kMaxPromptBytes = 256 * 1024;          // cache-aware routing looks no further
 constexpr size_t kMaxUsageBodyBytes = 4 * 1024 * 1024;  // larger answers are not metered
 // A non-streamed answer that plugins read is held up to this size, so that it goes out with its
@@ -1542,26 +1574,12 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
 
 Task<bool> ProxyHandler::writeBody(Exchange& x, bool chunked, std::string_view piece) {
   if (piece.empty()) co_return true;
+  const BodyPiece framed(chunked, piece);
   x.startClientWrite(std::chrono::milliseconds(x.state->config.timeouts.idle_ms));
-  beast::error_code ec;
-  size_t written = 0;
-  if (chunked) {
-    std::tie(ec, written) = co_await asio::async_write(
-        x.client.stream, bhttp::make_chunk(asio::buffer(piece.data(), piece.size())), kNoThrow);
-  } else {
-    std::tie(ec, written) = co_await asio::async_write(
-        x.client.stream, asio::buffer(piece.data(), piece.size()), kNoThrow);
-  }
-  x.bytes_out += written;
+  auto [ec, written] = co_await asio::async_write(x.client.stream, framed.buffers(), kNoThrow);
   const auto now = Clock::now();
   x.endClientWrite(now);
-  if (!x.first_body) {
-    x.first_body = now;
-  } else if (x.fields.stream && x.route) {
-    if (!x.token_gap) x.token_gap = gatewayMetrics().token_gap.with({x.route->name});
-    x.token_gap->observe(std::chrono::duration<double>(now - x.last_body).count());
-  }
-  x.last_body = now;
+  x.noteBodyWritten(written, now);
   co_return !ec;
 }
 
@@ -1721,12 +1739,10 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   }
   // Writes what is left of the head, with `piece` after it.
   auto writeHead = [&](std::string_view piece) -> Task<bool> {
-    const bool framed = framing == Framing::kChunked && !piece.empty();
-    const std::string size_line = framed ? fmt::format("{:x}\r\n", piece.size()) : "";
-    const std::string_view piece_end = framed ? "\r\n" : "";
-    const std::array<asio::const_buffer, 4> buffers{
-        asio::buffer(pending_head), asio::buffer(size_line),
-        asio::buffer(piece.data(), piece.size()), asio::buffer(piece_end.data(), piece_end.size())};
+    const BodyPiece framed(framing == Framing::kChunked, piece);
+    const auto& body = framed.buffers();
+    const std::array<asio::const_buffer, 4> buffers{asio::buffer(pending_head), body[0], body[1],
+                                                    body[2]};
     x.startClientWrite(idle_timeout);
     auto [write_ec, written] = co_await asio::async_write(x.client.stream, buffers, kNoThrow);
     x.first_byte = Clock::now();
@@ -1850,9 +1866,19 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     }
     if (whole_answer && !pending_head.empty() && piece.empty()) continue;  // nothing to say yet
     if (hold(piece)) continue;
-    const bool written = pending_head.empty()
-                             ? co_await writeBody(x, framing == Framing::kChunked, piece)
-                             : co_await writeHead(piece);
+    bool written = true;
+    if (!pending_head.empty()) {
+      written = co_await writeHead(piece);
+    } else if (!piece.empty()) {
+      // As writeBody(), written out: a coroutine call per event would allocate its frame.
+      const BodyPiece framed(framing == Framing::kChunked, piece);
+      x.startClientWrite(idle_timeout);
+      std::tie(ec, n) = co_await asio::async_write(x.client.stream, framed.buffers(), kNoThrow);
+      const auto now = Clock::now();
+      x.endClientWrite(now);
+      x.noteBodyWritten(n, now);
+      written = !ec;
+    }
     if (!coalesce && !held.empty()) {  // what was held went out with the head
       held.clear();
       held.shrink_to_fit();
