@@ -203,39 +203,6 @@ struct ProxyHandler::Exchange {
 
 namespace {
 
-// What one read from the upstream may bring: an event stream's events are small, and a stream
-// can last minutes, so its buffer is small; other answers come in larger reads.
-constexpr size_t kStreamRelayBytes = 2 * 1024;
-constexpr size_t kRelayBytes = 16 * 1024;
-constexpr size_t kSpareRelayBuffers = 64;
-
-// A relay buffer of `size` bytes; those of kRelayBytes come from and go back to the thread's
-// spares (at most kSpareRelayBuffers), so that a short answer costs no allocation of its own.
-// The list is shared: a relay suspended at shutdown is destroyed after the handler that owns it.
-class RelayBuffer {
- public:
-  RelayBuffer(std::shared_ptr<RelayBufferSpares> spares, size_t size)
-      : spares_(std::move(spares)), reusable_(size == kRelayBytes) {
-    if (reusable_ && !spares_->empty()) {
-      data_ = std::move(spares_->back());
-      spares_->pop_back();
-    } else {
-      data_.reset(new char[size]);
-    }
-  }
-  ~RelayBuffer() {
-    if (reusable_ && spares_->size() < kSpareRelayBuffers) spares_->push_back(std::move(data_));
-  }
-  RelayBuffer(const RelayBuffer&) = delete;
-  RelayBuffer& operator=(const RelayBuffer&) = delete;
-
-  char* data() { return data_.get(); }
-
- private:
-  std::shared_ptr<RelayBufferSpares> spares_;
-  std::unique_ptr<char[]> data_;
-  bool reusable_;
-};
 // The buffers of one write of an answer's body: `piece`, framed as a chunk when the answer is
 // chunked (Beast's chunk_body allocates its size line; this one lives in the object).
 class BodyPiece {
@@ -1526,6 +1493,8 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
       co_return Attempt::kFailed;
     }
     if (!ec) {
+      // Answered: the request is not sent again, and a stream need not hold it while it runs.
+      upstream_request = Request{};
       const bool upstream_ok = co_await relay(x, route, *connection, parser);
       watch.upstream = nullptr;
       if (!upstream_ok || (status >= 500 && status != 501)) {
@@ -1782,8 +1751,6 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   bool answer_complete = true;
   if (count_usage && spec.event_stream) meter.emplace(x.type->dialect());
 
-  const size_t buffer_size = spec.event_stream ? kStreamRelayBytes : kRelayBytes;
-  RelayBuffer buffer(spare_relay_buffers_, buffer_size);
   // An event stream's pauses are bounded by one watch (see StreamIdleWatch), which stops with it.
   std::shared_ptr<StreamIdleWatch> idle_watch;
   if (spec.event_stream && !parser.is_done()) {
@@ -1813,8 +1780,7 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   bool complete = true;
   bool upstream_ok = true;
   while (!parser.is_done()) {
-    parser.get().body().data = buffer.data();
-    parser.get().body().size = buffer_size;
+    parser.get().body().piece = {};
     if (!idle_watch) connection.stream.expires_after(within(x.deadline, route.timeouts.idle_ms));
     std::tie(ec, std::ignore) =
         co_await bhttp::async_read_some(connection.stream, connection.buffer, parser, kNoThrow);
@@ -1834,8 +1800,9 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
       upstream_ok = x.client.watch->client_gone;
       break;
     }
-    const size_t got = buffer_size - parser.get().body().size;
-    std::string_view piece(buffer.data(), got);
+    // In the connection's read buffer: used up before the next read.
+    std::string_view piece = parser.get().body().piece;
+    const size_t got = piece.size();
     if (meter) {
       meter->feed(piece);
     } else if (count_usage && answer_complete) {

@@ -10,6 +10,7 @@
 
 #include "http/client_connection.h"
 #include "http/upstream_pool.h"
+#include "http/view_body.h"
 #include "limits/rate_limiter.h"
 #include "proxy/access_log.h"
 #include "proxy/api_error.h"
@@ -24,12 +25,10 @@ class RedisClient;
 namespace sluice::proxy {
 
 using Request = http::bhttp::request<http::bhttp::string_body>;
-using UpstreamParser = http::bhttp::response_parser<http::bhttp::buffer_body>;
+using UpstreamParser = http::bhttp::response_parser<http::ViewBody>;
 
 // The request pipeline of one worker thread: parse → route → pick endpoint → forward →
 // relay. One instance per thread, so its counters need no synchronisation.
-using RelayBufferSpares = std::vector<std::unique_ptr<char[]>>;
-
 class ProxyHandler {
  public:
   ProxyHandler(http::UpstreamPool& pool, AccessLog& access_log);
@@ -118,8 +117,6 @@ class ProxyHandler {
   limits::RateLimiter* limiter_ = nullptr;
   redis::RedisClient* plugin_redis_ = nullptr;
   std::vector<size_t> next_token_;  // round-robin cursor per provider
-  // Relay buffers reused by this thread's answers (see RelayBuffer).
-  std::shared_ptr<RelayBufferSpares> spare_relay_buffers_ = std::make_shared<RelayBufferSpares>();
 };
 
 }  // namespace sluice::proxy
