@@ -242,14 +242,7 @@ class Worker {
       // Error values are named before co_await: GCC 12 destroys a brace-initialised
       // temporary argument of a coroutine call twice.
       if (ec == bhttp::error::header_limit) {
-        ApiError error{
-            431, "invalid_request_error", "headers_too_large",
-            fmt::format("request headers exceed {} bytes", config.limits.max_header_bytes)};
-        // Beast has consumed the request line when the fields overflow; a request line alone
-        // over the limit is still in the buffer.
-        const auto target = parser.get().target().empty() ? rawTarget(client.buffer)
-                                                          : std::string(parser.get().target());
-        co_await ProxyHandler::sendError(client, error, target);
+        co_await sendHeadersTooLarge(client, config, parser.get().target());
         co_return;
       }
       if (ec == bhttp::error::body_limit) {  // a Content-Length above the limit
@@ -259,10 +252,7 @@ class Worker {
       if (ec) {
         if (client.buffer.size() > 0 && ec != beast::error::timeout && ec != asio::error::eof &&
             ec != asio::error::operation_aborted) {
-          const auto target = parser.get().target().empty() ? rawTarget(client.buffer)
-                                                            : std::string(parser.get().target());
-          const auto what = ec.message();
-          co_await sendMalformed(client, what, target);
+          co_await sendUnparsable(client, ec, parser.get().target());
         }
         co_return;
       }
@@ -279,11 +269,9 @@ class Worker {
       if (auto length = parser.content_length()) {
         request.body().reserve(*length + simdjson::SIMDJSON_PADDING);
       }
-      if (beast::iequals(request[bhttp::field::expect], "100-continue")) {
-        bhttp::response<bhttp::empty_body> go_on{bhttp::status::continue_, 11};
-        client.stream.expires_after(std::chrono::milliseconds(config.timeouts.client_read_ms));
-        std::tie(ec, std::ignore) = co_await bhttp::async_write(client.stream, go_on, kNoThrow);
-        if (ec) co_return;
+      if (beast::iequals(request[bhttp::field::expect], "100-continue") &&
+          !co_await sendContinue(client, config)) {
+        co_return;
       }
       client.stream.expires_after(std::chrono::milliseconds(config.timeouts.client_read_ms));
       std::tie(ec, n) = co_await bhttp::async_read(client.stream, client.buffer, parser, kNoThrow);
@@ -306,6 +294,36 @@ class Worker {
       }
       if (!co_await handler_.handle(request, client, draining_)) co_return;
     }
+  }
+
+  // The helpers below are coroutines of their own so that what they hold is not in the frame of
+  // serveRequests(), which lasts as long as the connection.
+
+  static Task<bool> sendContinue(ClientConnection& client, const config::Config& config) {
+    bhttp::response<bhttp::empty_body> go_on{bhttp::status::continue_, 11};
+    client.stream.expires_after(std::chrono::milliseconds(config.timeouts.client_read_ms));
+    auto [ec, n] = co_await bhttp::async_write(client.stream, go_on, kNoThrow);
+    co_return !ec;
+  }
+
+  // `parsed_target`: the target Beast parsed ("" when it did not get that far).
+  static Task<void> sendHeadersTooLarge(ClientConnection& client, const config::Config& config,
+                                        std::string_view parsed_target) {
+    ApiError error{431, "invalid_request_error", "headers_too_large",
+                   fmt::format("request headers exceed {} bytes", config.limits.max_header_bytes)};
+    // Beast has consumed the request line when the fields overflow; a request line alone over
+    // the limit is still in the buffer.
+    const auto target =
+        parsed_target.empty() ? rawTarget(client.buffer) : std::string(parsed_target);
+    co_await ProxyHandler::sendError(client, error, target);
+  }
+
+  static Task<void> sendUnparsable(ClientConnection& client, beast::error_code ec,
+                                   std::string_view parsed_target) {
+    const auto target =
+        parsed_target.empty() ? rawTarget(client.buffer) : std::string(parsed_target);
+    const auto what = ec.message();
+    co_await sendMalformed(client, what, target);
   }
 
   static Task<void> sendTooLarge(ClientConnection& client, const config::Config& config,

@@ -956,26 +956,35 @@ Task<void> ProxyHandler::respondLocal(Exchange& x, const wasm::LocalResponse& lo
 
 Task<void> ProxyHandler::proxy(Exchange& x) {
   const auto& state = *x.state;
-  auto fields = parseRequestFields(x.request.body());
+  // Every way this coroutine fails shares one slot of its frame, which lasts as long as a
+  // stream: a stream's memory.
+  std::optional<ApiError> error;
   // SGLang's native /generate names no model: it goes to the first route whose provider
   // serves it.
-  const bool generate_without_model = !fields && fields.error().code == "missing_model" &&
-                                      x.capability == providers::Capability::kGenerate;
-  if (!fields && !generate_without_model) co_return co_await fail(x, fields.error());
-  if (fields) x.fields = std::move(*fields);
-  // A stream can last minutes: the client's read buffer is not kept for it when it holds
-  // nothing (no pipelined request behind this one).
-  if (x.fields.stream && x.client.buffer.size() == 0) x.client.buffer.shrink_to_fit();
-
-  int route_index = state.routes.find(x.fields.model);
-  if (generate_without_model) {
+  bool generate_without_model = false;
+  int route_index = -1;
+  [&] {  // a plain call: what it parses with stays off the frame
+    auto fields = parseRequestFields(x.request.body());
+    generate_without_model = !fields && fields.error().code == "missing_model" &&
+                             x.capability == providers::Capability::kGenerate;
+    if (!fields && !generate_without_model) {
+      error = std::move(fields.error());
+      return;
+    }
+    if (fields) x.fields = std::move(*fields);
+    // A stream can last minutes: the client's read buffer is not kept for it when it holds
+    // nothing (no pipelined request behind this one).
+    if (x.fields.stream && x.client.buffer.size() == 0) x.client.buffer.shrink_to_fit();
+    route_index = state.routes.find(x.fields.model);
+    if (!generate_without_model) return;
     for (size_t i = 0; i < state.config.routes.size() && route_index < 0; ++i) {
       const auto& provider = state.config.providers[state.config.routes[i].providerIndex()];
       if (providers::providerType(provider.type).supports(providers::Capability::kGenerate)) {
         route_index = static_cast<int>(i);
       }
     }
-  }
+  }();
+  if (error) co_return co_await fail(x, std::move(*error));
   x.plugins = plugins_;  // the set in effect when the request began, for its whole life
   if (x.plugins != nullptr && !x.plugins->chainFor(route_index).empty()) {
     const std::string before =
@@ -990,10 +999,10 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
         if (state.config.routes[i].name == named->second) route_index = static_cast<int>(i);
       }
       if (route_index < 0) {
-        ApiError error{500, "server_error", "plugin_bad_route",
-                       fmt::format("a plugin routed the request to \"{}\", which is no route",
-                                   named->second.substr(0, 128))};
-        co_return co_await fail(x, std::move(error));
+        error = ApiError{500, "server_error", "plugin_bad_route",
+                         fmt::format("a plugin routed the request to \"{}\", which is no route",
+                                     named->second.substr(0, 128))};
+        co_return co_await fail(x, std::move(*error));
       }
     } else if (!generate_without_model) {
       route_index = state.routes.find(x.fields.model);
@@ -1003,15 +1012,15 @@ Task<void> ProxyHandler::proxy(Exchange& x) {
     }
   }
   if (x.key != nullptr && !x.key->allows(x.fields.model)) {
-    ApiError error{
+    error = ApiError{
         403, "permission_error", "model_not_allowed",
         fmt::format("the API key \"{}\" may not use the model \"{}\"", x.key->id, x.fields.model)};
-    co_return co_await fail(x, std::move(error));
+    co_return co_await fail(x, std::move(*error));
   }
   if (route_index < 0) {
-    ApiError error{404, "invalid_request_error", "model_not_found",
-                   fmt::format("no route serves the model \"{}\"", x.fields.model)};
-    co_return co_await fail(x, std::move(error));
+    error = ApiError{404, "invalid_request_error", "model_not_found",
+                     fmt::format("no route serves the model \"{}\"", x.fields.model)};
+    co_return co_await fail(x, std::move(*error));
   }
   x.route = &state.config.routes[route_index];
   if (!co_await admit(x)) co_return;
@@ -1249,6 +1258,17 @@ Task<bool> ProxyHandler::filterUpstreams(Exchange& x, const RoutePool& pool,
   co_return true;
 }
 
+namespace {
+
+// Waits `duration`; a coroutine of its own, so that the timer is not in its caller's frame for
+// as long as the caller lives (a stream's memory).
+Task<void> pause(asio::any_io_executor executor, Clock::duration duration) {
+  asio::steady_timer timer(executor, duration);
+  co_await timer.async_wait(kNoThrow);
+}
+
+}  // namespace
+
 Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
   const auto& state = *x.state;
   const auto& first_route = state.config.routes[route_index];
@@ -1357,9 +1377,8 @@ Task<void> ProxyHandler::forward(Exchange& x, size_t route_index) {
       const auto wait = std::chrono::milliseconds(
           delay / 2 + routing::Random::forThisThread().below(delay / 2 + 1));
       if (wait.count() > 0) {
-        asio::steady_timer timer(x.client.stream.get_executor());
-        timer.expires_after(std::min<Clock::duration>(wait, x.deadline - Clock::now()));
-        co_await timer.async_wait(kNoThrow);
+        co_await pause(x.client.stream.get_executor(),
+                       std::min<Clock::duration>(wait, x.deadline - Clock::now()));
         if (watch.client_gone) co_return;
       }
       if (Clock::now() >= x.deadline) break;
@@ -1687,7 +1706,9 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     }
     pending_head.clear();
     pending_head.shrink_to_fit();
-    head.clear();  // sent: its fields need not live as long as the answer
+    // Sent: its fields, and the upstream's it was made from, need not live as long as the answer.
+    head.clear();
+    parser.get().clear();
   }
   // While coalescing: holds `piece`; false when it should be written now, because the answer
   // outgrew kCoalesceBytes and goes out chunked from here on (`piece` is then all held so far).
