@@ -9,7 +9,9 @@ namespace sluice::http {
 
 // A connection's byte stream: TLS over TCP or plain TCP, behind one type so that the HTTP code
 // above it (Beast's algorithms) is written once for clients and upstreams, https and http.
-// Timeouts and the socket always belong to the TCP layer.
+// Timeouts and the socket always belong to the TCP layer. Plain TCP reads and writes that no
+// timeout bounds (an event stream's, which its idle watch bounds) go to the socket itself,
+// past Beast's timeout bookkeeping: a per-operation cost a stream pays for every event.
 class ByteStream {
  public:
   using executor_type = asio::any_io_executor;
@@ -22,11 +24,16 @@ class ByteStream {
   beast::tcp_stream& tcp() { return tls_ ? tls_->next_layer() : tcp_; }
   tcp::socket& socket() { return tcp().socket(); }
   bool secure() const { return tls_ != nullptr; }
+  // Bounds the reads and writes started from now on (Beast's timeout: the stream is closed).
   template <typename Duration>
   void expires_after(Duration duration) {
     tcp().expires_after(duration);
+    timed_ = true;
   }
-  void expires_never() { tcp().expires_never(); }
+  void expires_never() {
+    tcp().expires_never();
+    timed_ = false;
+  }
   void close() { tcp().close(); }
 
   // Wraps the connected TCP stream in TLS (before the handshake, client or server side).
@@ -38,17 +45,20 @@ class ByteStream {
   template <typename MutableBuffers, typename Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     if (tls_) return tls_->async_read_some(buffers, std::forward<Token>(token));
+    if (!timed_) return tcp_.socket().async_read_some(buffers, std::forward<Token>(token));
     return tcp_.async_read_some(buffers, std::forward<Token>(token));
   }
   template <typename ConstBuffers, typename Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     if (tls_) return tls_->async_write_some(buffers, std::forward<Token>(token));
+    if (!timed_) return tcp_.socket().async_write_some(buffers, std::forward<Token>(token));
     return tcp_.async_write_some(buffers, std::forward<Token>(token));
   }
 
  private:
   beast::tcp_stream tcp_;
   std::unique_ptr<TlsStream> tls_;
+  bool timed_ = false;  // a timeout is set (expires_after): operations go through Beast
 };
 
 }  // namespace sluice::http

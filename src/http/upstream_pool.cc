@@ -82,7 +82,7 @@ Task<std::pair<beast::error_code, UpstreamConnectionPtr>> UpstreamPool::connect(
   beast::error_code ec;
   const auto address = asio::ip::make_address(endpoint.host, ec);
   auto& tcp_stream = connection->stream.tcp();
-  tcp_stream.expires_after(connect_timeout);
+  connection->stream.expires_after(connect_timeout);
   if (!ec) {
     std::tie(ec) =
         co_await tcp_stream.async_connect(tcp::endpoint(address, endpoint.port), kNoThrow);
