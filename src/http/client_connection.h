@@ -14,7 +14,7 @@ namespace sluice::http {
 struct DisconnectWatch {
   bool armed = false;
   bool client_gone = false;
-  beast::tcp_stream* upstream = nullptr;  // the TCP layer of the upstream connection
+  tcp::socket* upstream = nullptr;  // the socket of the upstream connection
 };
 
 // A client connection as the request handler sees it: the stream and the bytes already read

@@ -81,19 +81,19 @@ Task<std::pair<beast::error_code, UpstreamConnectionPtr>> UpstreamPool::connect(
   connection->key = keyOf(endpoint);
   beast::error_code ec;
   const auto address = asio::ip::make_address(endpoint.host, ec);
-  auto& tcp_stream = connection->stream.tcp();
+  auto& socket = connection->stream.socket();
   connection->stream.expires_after(connect_timeout);
   if (!ec) {
-    std::tie(ec) =
-        co_await tcp_stream.async_connect(tcp::endpoint(address, endpoint.port), kNoThrow);
+    std::tie(ec) = co_await socket.async_connect(tcp::endpoint(address, endpoint.port), kNoThrow);
   } else {
     auto [resolve_ec, results] =
         co_await resolver_.async_resolve(endpoint.host, std::to_string(endpoint.port), kNoThrow);
     ec = resolve_ec;
-    if (!ec) std::tie(ec, std::ignore) = co_await tcp_stream.async_connect(results, kNoThrow);
+    if (!ec) std::tie(ec, std::ignore) = co_await asio::async_connect(socket, results, kNoThrow);
   }
+  ec = connection->stream.translate(ec);
   if (ec) co_return std::pair{ec, nullptr};
-  tcp_stream.socket().set_option(tcp::no_delay(true), ec);
+  socket.set_option(tcp::no_delay(true), ec);
   if (endpoint.scheme == "https") {
     if (tls == nullptr) co_return std::pair{asio::error::no_protocol_option, nullptr};
     auto& tls_stream = connection->stream.startTls(tls->context());
@@ -106,6 +106,7 @@ Task<std::pair<beast::error_code, UpstreamConnectionPtr>> UpstreamPool::connect(
     if (tls->verify())
       tls_stream.set_verify_callback(asio::ssl::host_name_verification(endpoint.host));
     std::tie(ec) = co_await tls_stream.async_handshake(asio::ssl::stream_base::client, kNoThrow);
+    ec = connection->stream.translate(ec);
     if (ec) co_return std::pair{ec, nullptr};
   }
   connection->stream.expires_never();

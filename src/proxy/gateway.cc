@@ -230,6 +230,7 @@ class Worker {
       if (!ec) {
         std::tie(ec, n) =
             co_await bhttp::async_read_header(client.stream, client.buffer, parser, kNoThrow);
+        ec = client.stream.translate(ec);
       }
       client.idle = false;
       if (!ec && folded) {
@@ -275,6 +276,7 @@ class Worker {
       }
       client.stream.expires_after(std::chrono::milliseconds(config.timeouts.client_read_ms));
       std::tie(ec, n) = co_await bhttp::async_read(client.stream, client.buffer, parser, kNoThrow);
+      ec = client.stream.translate(ec);
       client.stream.expires_never();
       if (ec == bhttp::error::body_limit) {
         co_await sendTooLarge(client, config, request.target());
@@ -380,7 +382,7 @@ class Worker {
       auto [ec, n] =
           co_await client.stream.async_read_some(client.buffer.prepare(kReadBytes), kNoThrow);
       client.buffer.commit(n);
-      if (ec) co_return ec;
+      if (ec) co_return client.stream.translate(ec);
     }
   }
 

@@ -56,14 +56,15 @@ Task<void> HealthChecker::check(std::shared_ptr<EndpointRuntime> endpoint,
   std::string why;
   auto [ec, connection] = co_await connections_.connect(target, timeout, provider->tls.get());
   if (!ec) {
-    bhttp::request<bhttp::empty_body> request{bhttp::verb::get,
-                                              target.base_path + settings.path, 11};
+    bhttp::request<bhttp::empty_body> request{bhttp::verb::get, target.base_path + settings.path,
+                                              11};
     request.set(bhttp::field::host, target.port == 80 || target.port == 443
                                         ? target.host
                                         : target.host + ":" + std::to_string(target.port));
     request.set(bhttp::field::user_agent, "sluice-health-check");
     request.keep_alive(false);
-    connection->stream.expires_after(std::max(std::chrono::nanoseconds(1), deadline - Clock::now()));
+    connection->stream.expires_after(
+        std::max(std::chrono::nanoseconds(1), deadline - Clock::now()));
     std::tie(ec, std::ignore) = co_await bhttp::async_write(connection->stream, request, kNoThrow);
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(64 * 1024);
@@ -71,6 +72,7 @@ Task<void> HealthChecker::check(std::shared_ptr<EndpointRuntime> endpoint,
       std::tie(ec, std::ignore) =
           co_await bhttp::async_read(connection->stream, connection->buffer, parser, kNoThrow);
     }
+    ec = connection->stream.translate(ec);
     const auto status = parser.get().result_int();
     passed = !ec && status >= 200 && status < 300;
     why = ec ? ec.message() : "status " + std::to_string(status);
@@ -81,9 +83,10 @@ Task<void> HealthChecker::check(std::shared_ptr<EndpointRuntime> endpoint,
     if (passed) {
       spdlog::info("endpoint {} ({}) is healthy again", endpoint->id, target.url);
     } else {
-      spdlog::warn("endpoint {} ({}) failed its health check ({}): no more traffic until it "
-                   "passes",
-                   endpoint->id, target.url, why);
+      spdlog::warn(
+          "endpoint {} ({}) failed its health check ({}): no more traffic until it "
+          "passes",
+          endpoint->id, target.url, why);
     }
   }
   if (auto it = schedule_.find(endpoint->id); it != schedule_.end()) it->second.running = false;

@@ -183,8 +183,9 @@ struct ProxyHandler::Exchange {
       client.stream.expires_after(idle);
     }
   }
+  // A deadline bounds an operation, not the time until the next one: it is lifted after each.
   void endClientWrite(Clock::time_point now) {
-    if (!idle_watch) return;
+    if (!idle_watch) return client.stream.expires_never();
     idle_watch->writing(false);
     idle_watch->progress(now);
   }
@@ -311,7 +312,7 @@ void watchForDisconnect(const std::shared_ptr<DisconnectWatch>& watch, tcp::sock
       watch->client_gone = true;
       if (watch->upstream) {
         beast::error_code ignored;
-        watch->upstream->socket().close(ignored);
+        watch->upstream->close(ignored);
       }
     }
   });
@@ -1469,7 +1470,7 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
       health.onNeutral(probe);
       co_return Attempt::kClientGone;
     }
-    watch.upstream = &connection->stream.tcp();
+    watch.upstream = &connection->stream.socket();
     UpstreamParser parser;
     parser.body_limit(boost::none);
     connection->stream.expires_after(within(x.deadline, route.timeouts.first_byte_ms));
@@ -1481,6 +1482,8 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
     } else {
       ec = write_ec;
     }
+    ec = connection->stream.translate(ec);
+    connection->stream.expires_never();  // relay() bounds each read of the body
     const auto status = parser.get().result_int();
     if (!ec && token >= 0 && (status == 401 || status == 403 || status == 429)) {
       // This token is refused: it rests, and another one gets the request.
@@ -1701,6 +1704,7 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
       x.client.stream.expires_after(idle_timeout);
       std::tie(ec, n) =
           co_await asio::async_write(x.client.stream, asio::buffer(pending_head), kNoThrow);
+      x.client.stream.expires_never();
       x.first_byte = Clock::now();
       x.bytes_out += n;
     }
@@ -1806,6 +1810,8 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     std::tie(ec, std::ignore) =
         co_await bhttp::async_read_some(connection.stream, connection.buffer, parser, kNoThrow);
     if (ec == bhttp::error::need_buffer) ec = {};
+    ec = connection.stream.translate(ec);
+    if (!idle_watch) connection.stream.expires_never();  // the client may take its time
     if (idle_watch) {
       if (ec && idle_watch->fired()) ec = beast::error::timeout;
       idle_watch->progress(Clock::now());
@@ -1877,10 +1883,7 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
       break;
     }
   }
-  if (idle_watch) {
-    stop_watch();
-    x.client.stream.expires_after(idle_timeout);
-  }
+  stop_watch();  // each write from here on is bounded on its own
   if (coalesce && complete) {
     // What the plugins make of the end of the answer.
     if (transform && !transform_finished) {
@@ -1950,6 +1953,7 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   if (!complete) {
     x.keep_alive = false;
   } else if (framing == Framing::kChunked) {
+    x.client.stream.expires_after(idle_timeout);
     std::tie(ec, n) =
         co_await asio::async_write(x.client.stream, bhttp::make_chunk_last(), kNoThrow);
     x.bytes_out += n;

@@ -287,3 +287,49 @@ describe('pooled upstream connections', { timeout: 30_000 }, () => {
     }
   });
 });
+
+// Client timeouts are deadlines the gateway sets per read and lifts after it (one timer per
+// connection, re-armed lazily): a connection in use outlives them, an idle one does not.
+describe('keep-alive timeouts', { timeout: 30_000 }, () => {
+  const KEEPALIVE_MS = 400;
+  let mock;
+  let gw;
+
+  before(async () => {
+    mock = await startMock({ tokens: MOCK_TOKENS });
+    gw = await startGateway({
+      ...simpleConfig([mock]),
+      threads: 1,
+      timeouts: { keepalive_ms: KEEPALIVE_MS, client_read_ms: 300 },
+    });
+  });
+
+  after(async () => {
+    await gw?.stop();
+    await mock?.stop();
+  });
+
+  test('a connection in use stays open past keepalive_ms; once idle it is closed after it', async () => {
+    const conn = await RawConnection.open(gw.port);
+    try {
+      const body = { model: 'keepalive', messages: [{ role: 'user', content: 'hi' }] };
+      // Eight requests 200 ms apart: 1.6 s on one connection, four times keepalive_ms.
+      for (let i = 0; i < 8; i++) {
+        const res = await conn.request(rawPost('/v1/chat/completions', body));
+        assert.equal(res?.status, 200, `request ${i} on the kept connection: ${res?.text}`);
+        assert.ok(!conn.closed, `the connection was closed after request ${i}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const idleSince = Date.now() - 200;
+      while (!conn.closed && Date.now() - idleSince < 5000) await conn.waitData(idleSince + 5000);
+      const idleMs = Date.now() - idleSince;
+      assert.ok(conn.closed, 'the idle connection was never closed');
+      assert.ok(
+        idleMs >= KEEPALIVE_MS - 50 && idleMs < KEEPALIVE_MS + 1000,
+        `closed after ${idleMs} ms idle (keepalive_ms ${KEEPALIVE_MS})`,
+      );
+    } finally {
+      conn.close();
+    }
+  });
+});
