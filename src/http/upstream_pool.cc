@@ -89,6 +89,8 @@ Task<std::pair<beast::error_code, UpstreamConnectionPtr>> UpstreamPool::connect(
     auto [resolve_ec, results] =
         co_await resolver_.async_resolve(endpoint.host, std::to_string(endpoint.port), kNoThrow);
     ec = resolve_ec;
+    // The deadline may have passed while the name resolved (closing a socket not yet open).
+    if (!ec && connection->stream.timedOut()) ec = beast::error::timeout;
     if (!ec) std::tie(ec, std::ignore) = co_await asio::async_connect(socket, results, kNoThrow);
   }
   ec = connection->stream.translate(ec);
@@ -114,6 +116,7 @@ Task<std::pair<beast::error_code, UpstreamConnectionPtr>> UpstreamPool::connect(
 }
 
 void UpstreamPool::release(UpstreamConnectionPtr connection) {
+  if (connection->stream.timedOut()) return;  // closed by its deadline
   auto& list = idle_[connection->key];
   if (list.size() >= max_idle_per_endpoint_) return;
   connection->buffer.clear();

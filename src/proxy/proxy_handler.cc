@@ -1741,7 +1741,10 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     auto [write_ec, written] = co_await asio::async_write(x.client.stream, buffers, kNoThrow);
     x.first_byte = Clock::now();
     x.endClientWrite(*x.first_byte);
-    if (!piece.empty()) x.first_body = x.first_byte;
+    if (!piece.empty()) {
+      x.first_body = x.first_byte;
+      x.last_body = *x.first_byte;  // the next write's gap counts from here
+    }
     x.bytes_out += written;
     pending_head.clear();
     co_return !write_ec;
