@@ -119,6 +119,7 @@ void UpstreamPool::release(UpstreamConnectionPtr connection) {
   if (connection->stream.timedOut()) return;  // closed by its deadline
   auto& list = idle_[connection->key];
   if (list.size() >= max_idle_per_endpoint_) return;
+  connection->stream.expires_never();  // a deadline would close it while it waits
   connection->buffer.clear();
   connection->idle_since = std::chrono::steady_clock::now();
   list.push_back(std::move(connection));

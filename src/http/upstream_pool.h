@@ -65,7 +65,8 @@ class UpstreamPool {
       const config::Endpoint& endpoint, std::chrono::milliseconds connect_timeout,
       UpstreamTlsContext* tls = nullptr);
 
-  // Gives back a connection whose last response was read completely with keep-alive.
+  // Gives back a connection whose last response was read completely with keep-alive; its
+  // deadline, if one is set, is lifted.
   void release(UpstreamConnectionPtr connection);
 
   void closeAll() { idle_.clear(); }

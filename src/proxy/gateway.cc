@@ -308,22 +308,24 @@ class Worker {
     co_return !ec;
   }
 
-  // `parsed_target`: the target Beast parsed ("" when it did not get that far).
+  // The target an error answer is given for: the one Beast parsed (`parsed_target`) or, when it
+  // did not get that far, the request line's still in the buffer (Beast has consumed the request
+  // line when the fields overflow; a request line alone over the limit is still there).
+  static std::string errorTarget(const ClientConnection& client, std::string_view parsed_target) {
+    return parsed_target.empty() ? rawTarget(client.buffer) : std::string(parsed_target);
+  }
+
   static Task<void> sendHeadersTooLarge(ClientConnection& client, const config::Config& config,
                                         std::string_view parsed_target) {
     ApiError error{431, "invalid_request_error", "headers_too_large",
                    fmt::format("request headers exceed {} bytes", config.limits.max_header_bytes)};
-    // Beast has consumed the request line when the fields overflow; a request line alone over
-    // the limit is still in the buffer.
-    const auto target =
-        parsed_target.empty() ? rawTarget(client.buffer) : std::string(parsed_target);
+    const auto target = errorTarget(client, parsed_target);
     co_await ProxyHandler::sendError(client, error, target);
   }
 
   static Task<void> sendUnparsable(ClientConnection& client, beast::error_code ec,
                                    std::string_view parsed_target) {
-    const auto target =
-        parsed_target.empty() ? rawTarget(client.buffer) : std::string(parsed_target);
+    const auto target = errorTarget(client, parsed_target);
     const auto what = ec.message();
     co_await sendMalformed(client, what, target);
   }

@@ -924,7 +924,6 @@ Task<wasm::HttpCallResponse> ProxyHandler::performHttpCall(Exchange& x,
   fillResponseHeaders(parser.get().base(), answer.headers);
   answer.body = std::move(parser.get().body());
   if (parser.keep_alive()) {
-    connection->stream.expires_never();
     pool_.release(std::move(connection));
   }
   co_return answer;
@@ -1527,7 +1526,6 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
         health.onSuccess(probe);
       }
       if (parser.is_done() && parser.keep_alive() && !watch.client_gone) {
-        connection->stream.expires_never();
         pool_.release(std::move(connection));
       }
       co_return Attempt::kAnswered;
@@ -1701,11 +1699,11 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     // coroutine's frame for the whole answer (a stream's memory).
     serializeHead();
     if (!ec) {
-      x.client.stream.expires_after(idle_timeout);
+      x.startClientWrite(idle_timeout);
       std::tie(ec, n) =
           co_await asio::async_write(x.client.stream, asio::buffer(pending_head), kNoThrow);
-      x.client.stream.expires_never();
       x.first_byte = Clock::now();
+      x.endClientWrite(*x.first_byte);
       x.bytes_out += n;
     }
     pending_head.clear();
@@ -1728,7 +1726,6 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   };
   if (ec) {
     x.keep_alive = false;
-    x.client.stream.expires_never();
     co_return true;
   }
   // Writes what is left of the head, with `piece` after it.
@@ -1785,8 +1782,6 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     idle_watch = std::make_shared<StreamIdleWatch>(
         x.client.stream.get_executor(), std::chrono::milliseconds(route.timeouts.idle_ms),
         x.deadline, connection.stream.socket(), x.client.stream.socket());
-    connection.stream.expires_never();
-    x.client.stream.expires_never();
     x.idle_watch = idle_watch.get();
     idle_watch->start();
   }
@@ -1814,10 +1809,11 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
         co_await bhttp::async_read_some(connection.stream, connection.buffer, parser, kNoThrow);
     if (ec == bhttp::error::need_buffer) ec = {};
     ec = connection.stream.translate(ec);
-    if (!idle_watch) connection.stream.expires_never();  // the client may take its time
     if (idle_watch) {
       if (ec && idle_watch->fired()) ec = beast::error::timeout;
       idle_watch->progress(Clock::now());
+    } else {
+      connection.stream.expires_never();  // the client may take its time
     }
     workerDone();
     if (ec) {
@@ -1924,7 +1920,6 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     // Nothing was sent: a plugin's failure or local response is still answered as such.
     x.error.clear();
     co_await answerChain(x, plugin_status);
-    x.client.stream.expires_never();
     co_return upstream_ok;
   }
   if ((coalesce || !pending_head.empty()) && !x.client.watch->client_gone) {
@@ -1932,7 +1927,6 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     pending_head.clear();
     ApiError error{502, "upstream_error", "upstream_broken", x.error};
     co_await fail(x, std::move(error));
-    x.client.stream.expires_never();
     co_return upstream_ok;
   }
   // An answer without a body (HEAD, 204, 304) went out with a length of 0: whatever the
@@ -2014,7 +2008,6 @@ Task<void> ProxyHandler::listModels(Exchange& x) {
       }
       if (ec || parser.get().result() != bhttp::status::ok) continue;
       if (parser.keep_alive()) {
-        connection->stream.expires_never();
         pool_.release(std::move(connection));
       }
       simdjson::padded_string body(parser.get().body());
