@@ -65,58 +65,6 @@ class WorkerLoad {
   bool finished_ = false;
 };
 
-// Bounds the pauses of an event stream with one timer for the whole stream, not one armed and
-// cancelled around every read and write (9 % of the CPU at 1,000 streams): reads and writes
-// note the time, and when nothing moved for `idle`, or `deadline` passed, the socket of the
-// side it waits for is closed, as Beast's own timeout does: the pending operation, or the next
-// one if it had just completed, fails, and the relay sees fired(). Closing the client socket
-// also ends the disconnect watch on it, which then counts the client as gone.
-class StreamIdleWatch : public std::enable_shared_from_this<StreamIdleWatch> {
- public:
-  StreamIdleWatch(const asio::any_io_executor& executor, std::chrono::milliseconds idle,
-                  Clock::time_point deadline, tcp::socket& upstream, tcp::socket& client)
-      : timer_(executor),
-        idle_(idle),
-        deadline_(deadline),
-        upstream_(&upstream),
-        client_(&client),
-        last_(Clock::now()) {}
-
-  void start() { arm(); }
-  void progress(Clock::time_point now) { last_ = now; }
-  void writing(bool on) { writing_ = on; }
-  bool fired() const { return fired_; }
-  // The stream is over: the sockets are not touched again.
-  void stop() {
-    upstream_ = client_ = nullptr;
-    timer_.cancel();
-  }
-
- private:
-  Clock::time_point due() const { return std::min(last_ + idle_, deadline_); }
-  void arm() {
-    timer_.expires_at(due());
-    timer_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
-      if (!ec && self->upstream_) self->check();
-    });
-  }
-  void check() {
-    if (Clock::now() < due()) return arm();
-    fired_ = true;
-    beast::error_code ignored;
-    (writing_ ? client_ : upstream_)->close(ignored);
-  }
-
-  asio::steady_timer timer_;
-  std::chrono::milliseconds idle_;
-  Clock::time_point deadline_;
-  tcp::socket* upstream_;
-  tcp::socket* client_;
-  Clock::time_point last_;
-  bool writing_ = false;
-  bool fired_ = false;
-};
-
 }  // namespace
 
 // State of one request from arrival to the access-log line.
@@ -171,24 +119,8 @@ struct ProxyHandler::Exchange {
   // Workers the plugins' upstream filter rejected, and "<id> <reason>" of each for the error.
   std::vector<const EndpointRuntime*> filtered_out;
   std::string filter_rejections;
-  WorkerLoad* worker_load = nullptr;      // of the attempt running now
-  StreamIdleWatch* idle_watch = nullptr;  // while an event stream is relayed
+  WorkerLoad* worker_load = nullptr;  // of the attempt running now
 
-  // Bound a write to the client: the stream's idle watch while there is one, else a timer on
-  // the write itself.
-  void startClientWrite(std::chrono::milliseconds idle) {
-    if (idle_watch) {
-      idle_watch->writing(true);
-    } else {
-      client.stream.expires_after(idle);
-    }
-  }
-  // A deadline bounds an operation, not the time until the next one: it is lifted after each.
-  void endClientWrite(Clock::time_point now) {
-    if (!idle_watch) return client.stream.expires_never();
-    idle_watch->writing(false);
-    idle_watch->progress(now);
-  }
   // Accounts for `written` bytes of the answer's body: its first byte, or a stream's gap.
   void noteBodyWritten(size_t written, Clock::time_point now) {
     bytes_out += written;
@@ -1564,11 +1496,10 @@ Task<ProxyHandler::Attempt> ProxyHandler::tryEndpoint(Exchange& x, Request& upst
 Task<bool> ProxyHandler::writeBody(Exchange& x, bool chunked, std::string_view piece) {
   if (piece.empty()) co_return true;
   const BodyPiece framed(chunked, piece);
-  x.startClientWrite(std::chrono::milliseconds(x.state->config.timeouts.idle_ms));
+  x.client.stream.expires_after(std::chrono::milliseconds(x.state->config.timeouts.idle_ms));
   auto [ec, written] = co_await asio::async_write(x.client.stream, framed.buffers(), kNoThrow);
-  const auto now = Clock::now();
-  x.endClientWrite(now);
-  x.noteBodyWritten(written, now);
+  x.client.stream.expires_never();
+  x.noteBodyWritten(written, Clock::now());
   co_return !ec;
 }
 
@@ -1699,11 +1630,11 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     // coroutine's frame for the whole answer (a stream's memory).
     serializeHead();
     if (!ec) {
-      x.startClientWrite(idle_timeout);
+      x.client.stream.expires_after(idle_timeout);
       std::tie(ec, n) =
           co_await asio::async_write(x.client.stream, asio::buffer(pending_head), kNoThrow);
+      x.client.stream.expires_never();
       x.first_byte = Clock::now();
-      x.endClientWrite(*x.first_byte);
       x.bytes_out += n;
     }
     pending_head.clear();
@@ -1734,10 +1665,10 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     const auto& body = framed.buffers();
     const std::array<asio::const_buffer, 4> buffers{asio::buffer(pending_head), body[0], body[1],
                                                     body[2]};
-    x.startClientWrite(idle_timeout);
+    x.client.stream.expires_after(idle_timeout);
     auto [write_ec, written] = co_await asio::async_write(x.client.stream, buffers, kNoThrow);
+    x.client.stream.expires_never();
     x.first_byte = Clock::now();
-    x.endClientWrite(*x.first_byte);
     if (!piece.empty()) {
       x.first_body = x.first_byte;
       x.last_body = *x.first_byte;  // the next write's gap counts from here
@@ -1776,45 +1707,18 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
   bool answer_complete = true;
   if (count_usage && spec.event_stream) meter.emplace(x.type->dialect());
 
-  // An event stream's pauses are bounded by one watch (see StreamIdleWatch), which stops with it.
-  std::shared_ptr<StreamIdleWatch> idle_watch;
-  if (spec.event_stream && !parser.is_done()) {
-    idle_watch = std::make_shared<StreamIdleWatch>(
-        x.client.stream.get_executor(), std::chrono::milliseconds(route.timeouts.idle_ms),
-        x.deadline, connection.stream.socket(), x.client.stream.socket());
-    x.idle_watch = idle_watch.get();
-    idle_watch->start();
-  }
-  // Ends the watch with the stream's body, or with relay() however it ends; what is written
-  // after the body is bounded per write again.
-  struct WatchStop {
-    std::shared_ptr<StreamIdleWatch>& watch;
-    Exchange& x;
-    void operator()() {
-      if (!watch) return;
-      watch->stop();
-      watch.reset();
-      x.idle_watch = nullptr;
-    }
-    ~WatchStop() { (*this)(); }
-  } stop_watch{idle_watch, x};
   std::string transformed;  // reused: what the transform made of the last read
   bool transform_finished = false;
   bool complete = true;
   bool upstream_ok = true;
   while (!parser.is_done()) {
     parser.get().body().piece = {};
-    if (!idle_watch) connection.stream.expires_after(within(x.deadline, route.timeouts.idle_ms));
+    connection.stream.expires_after(within(x.deadline, route.timeouts.idle_ms));
     std::tie(ec, std::ignore) =
         co_await bhttp::async_read_some(connection.stream, connection.buffer, parser, kNoThrow);
     if (ec == bhttp::error::need_buffer) ec = {};
     ec = connection.stream.translate(ec);
-    if (idle_watch) {
-      if (ec && idle_watch->fired()) ec = beast::error::timeout;
-      idle_watch->progress(Clock::now());
-    } else {
-      connection.stream.expires_never();  // the client may take its time
-    }
+    connection.stream.expires_never();  // the client may take its time
     workerDone();
     if (ec) {
       // The answer cannot be completed: close the client connection so it sees the truncation.
@@ -1863,13 +1767,14 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
     if (!pending_head.empty()) {
       written = co_await writeHead(piece);
     } else if (!piece.empty()) {
-      // As writeBody(), written out: a coroutine call per event would allocate its frame.
+      // As writeBody(), written out: a coroutine call per event would allocate its frame. An
+      // event stream's writes are bounded by the route's total timeout too, as its reads are.
       const BodyPiece framed(framing == Framing::kChunked, piece);
-      x.startClientWrite(idle_timeout);
+      x.client.stream.expires_after(spec.event_stream ? within(x.deadline, route.timeouts.idle_ms)
+                                                      : idle_timeout);
       std::tie(ec, n) = co_await asio::async_write(x.client.stream, framed.buffers(), kNoThrow);
-      const auto now = Clock::now();
-      x.endClientWrite(now);
-      x.noteBodyWritten(n, now);
+      x.client.stream.expires_never();
+      x.noteBodyWritten(n, Clock::now());
       written = !ec;
     }
     if (!coalesce && !held.empty()) {  // what was held went out with the head
@@ -1882,7 +1787,6 @@ Task<bool> ProxyHandler::relay(Exchange& x, const config::Route& route,
       break;
     }
   }
-  stop_watch();  // each write from here on is bounded on its own
   if (coalesce && complete) {
     // What the plugins make of the end of the answer.
     if (transform && !transform_finished) {
